@@ -1,0 +1,3 @@
+//! cpio newc reader and writer.
+#![cfg_attr(not(feature = "std"), no_std)]
+extern crate alloc;

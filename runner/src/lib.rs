@@ -1,0 +1,1 @@
+//! ktls runner library.

@@ -1,0 +1,3 @@
+//! In-memory VFS.
+#![no_std]
+extern crate alloc;

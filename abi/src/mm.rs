@@ -53,6 +53,17 @@ pub const RLIMIT_MEMLOCK: u32 = 8;
 pub const RLIMIT_AS: u32 = 9;
 pub const RLIMIT_NLIMITS: u32 = 16;
 pub const RLIM_INFINITY: u64 = u64::MAX;
+/// The default RLIMIT_STACK soft limit (_STK_LIM, include/uapi/linux/resource.h): 8 MiB.
+pub const STK_LIM: u64 = 8 * 1024 * 1024;
+
+/// Lowest address user space may map (Linux's default vm.mmap_min_addr on x86_64).
+pub const MMAP_MIN_ADDR: u64 = 0x1_0000;
+
+/// Longest single argv/envp string execve accepts, terminating NUL included
+/// (MAX_ARG_STRLEN, include/uapi/linux/binfmts.h): 32 pages.
+pub const MAX_ARG_STRLEN: usize = 32 * crate::PAGE_SIZE;
+/// Most argv or envp entries execve accepts (MAX_ARG_STRINGS).
+pub const MAX_ARG_STRINGS: usize = 0x7FFF_FFFF;
 
 #[repr(C)]
 #[derive(

@@ -40,6 +40,8 @@ pub const R_OK: u64 = 4;
 pub const SEEK_SET: u64 = 0;
 pub const SEEK_CUR: u64 = 1;
 pub const SEEK_END: u64 = 2;
+pub const SEEK_DATA: u64 = 3;
+pub const SEEK_HOLE: u64 = 4;
 
 pub const F_DUPFD: u64 = 0;
 pub const F_GETFD: u64 = 1;
@@ -52,6 +54,24 @@ pub const F_SETLKW: u64 = 7;
 pub const F_DUPFD_CLOEXEC: u64 = 1030;
 pub const FD_CLOEXEC: u64 = 1;
 
+/// close_range(2) flags (uapi/linux/close_range.h).
+pub const CLOSE_RANGE_UNSHARE: u64 = 1 << 1;
+pub const CLOSE_RANGE_CLOEXEC: u64 = 1 << 2;
+
+/// renameat2(2) flags (uapi/linux/fs.h).
+pub const RENAME_NOREPLACE: u64 = 1 << 0;
+pub const RENAME_EXCHANGE: u64 = 1 << 1;
+pub const RENAME_WHITEOUT: u64 = 1 << 2;
+
+/// Special tv_nsec values for utimensat(2).
+pub const UTIME_NOW: i64 = (1 << 30) - 1;
+pub const UTIME_OMIT: i64 = (1 << 30) - 2;
+
+/// Writes of at most this many bytes to a pipe are atomic (PIPE_BUF).
+pub const PIPE_BUF: usize = 4096;
+/// The hard ceiling for RLIMIT_NOFILE (Linux's default fs.nr_open sysctl).
+pub const NR_OPEN: usize = 1024 * 1024;
+
 pub const S_IFMT: u32 = 0o170000;
 pub const S_IFSOCK: u32 = 0o140000;
 pub const S_IFLNK: u32 = 0o120000;
@@ -60,6 +80,11 @@ pub const S_IFBLK: u32 = 0o060000;
 pub const S_IFDIR: u32 = 0o040000;
 pub const S_IFCHR: u32 = 0o020000;
 pub const S_IFIFO: u32 = 0o010000;
+pub const S_ISUID: u32 = 0o4000;
+pub const S_ISGID: u32 = 0o2000;
+pub const S_ISVTX: u32 = 0o1000;
+/// The permission bits plus set-id and sticky bits (S_IALLUGO).
+pub const S_IALLUGO: u32 = 0o7777;
 
 pub const DT_UNKNOWN: u8 = 0;
 pub const DT_FIFO: u8 = 1;
@@ -130,6 +155,7 @@ pub const STATX_SIZE: u32 = 0x200;
 pub const STATX_BLOCKS: u32 = 0x400;
 pub const STATX_BASIC_STATS: u32 = 0x7ff;
 pub const STATX_BTIME: u32 = 0x800;
+pub const STATX_MNT_ID: u32 = 0x1000;
 /// Reserved for future struct statx expansion: a request with it set is EINVAL.
 pub const STATX__RESERVED: u32 = 0x8000_0000;
 
@@ -227,4 +253,37 @@ crate::assert_layout!(Iovec, size = 16, iov_len = 8);
 pub const fn makedev(major: u32, minor: u32) -> u64 {
     // Linux's new_encode_dev for struct stat.
     ((minor & 0xff) | (major << 8) | ((minor & !0xff) << 12)) as u64
+}
+
+/// The major number of a device number made by [`makedev`] (Linux's new_decode_dev).
+pub const fn major(dev: u64) -> u32 {
+    ((dev & 0xfff00) >> 8) as u32
+}
+
+/// The minor number of a device number made by [`makedev`] (Linux's new_decode_dev).
+pub const fn minor(dev: u64) -> u32 {
+    ((dev & 0xff) | ((dev >> 12) & 0xfff00)) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_numbers_round_trip() {
+        for (maj, min) in [
+            (1, 3),
+            (5, 1),
+            (0, 0),
+            (4095, 255),
+            (8, 256),
+            (259, 0xfffff),
+        ] {
+            let dev = makedev(maj, min);
+            assert_eq!((major(dev), minor(dev)), (maj, min));
+        }
+        // Linux's encoding of /dev/null and of a minor above 255.
+        assert_eq!(makedev(1, 3), 0x103);
+        assert_eq!(makedev(8, 256), 0x100800);
+    }
 }

@@ -11,6 +11,7 @@ pub mod auxv;
 pub mod errno;
 pub mod fs;
 pub mod mm;
+pub mod poll;
 pub mod prctl;
 pub mod signal;
 pub mod syscall;

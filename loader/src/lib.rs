@@ -11,12 +11,15 @@
 //!   performs `copies`, and applies the protections; there is no partial-page file mapping
 //!   logic left to get wrong. Dynamically linked programs (PT_INTERP) are refused:
 //!   ktls runs static executables only.
+//! * [`auxv_entries`] and [`build_stack`] produce the initial stack exactly as Linux 6.x's
+//!   create_elf_tables lays it out (x86_64 psABI figure 3.9), with Linux's argument limits;
+//!   [`parse_stack`] decodes one back, for tests and the kernel's self-checks.
 //!
 //! Only the ELF header and the program headers are read (with goblin's `elf64` types); section
 //! headers, symbols and dynamic sections are never looked at. Files come from user space, so
 //! no input makes these functions panic: every problem is a [`LoadError`], whose
-//! [`errno`](LoadError::errno) is ENOEXEC for the file.
-//! All constants (page size, user-space end, lowest mappable address) come from `ktls-abi`.
+//! [`errno`](LoadError::errno) is ENOEXEC for the file, E2BIG for oversized arguments.
+//! All constants (page size, user-space end, auxv keys, argument limits) come from `ktls-abi`.
 //!
 //! Deliberate differences from Linux, all stricter: the whole program header table must be
 //! loaded (for AT_PHDR) and PT_PHDR must agree with it; PT_LOAD segments must not overlap in
@@ -28,6 +31,11 @@ extern crate alloc;
 
 mod elf;
 mod error;
+mod stack;
 
 pub use elf::{plan, FileCopy, LoadPlan, PageRange, Prot, TlsTemplate, MAX_PHDR_TABLE, PHDR_SIZE};
 pub use error::LoadError;
+pub use stack::{
+    auxv_entries, build_stack, build_stack_with_limit, parse_stack, AuxvParams, ParsedStack,
+    StackArgs, StackImage, DEFAULT_ARG_LIMIT,
+};

@@ -1,0 +1,108 @@
+//! Local APIC (xAPIC, through the direct map), the I/O APIC route for the console's IRQ, and
+//! the legacy PIT used once at boot to calibrate the TSC and the APIC timer.
+
+use super::cpu;
+use super::port::{inb, outb};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+
+const LAPIC_PHYS: u64 = 0xfee0_0000;
+const IOAPIC_PHYS: u64 = 0xfec0_0000;
+const REG_EOI: u64 = 0xb0;
+const REG_SVR: u64 = 0xf0;
+const REG_LVT_TIMER: u64 = 0x320;
+const REG_TIMER_INIT: u64 = 0x380;
+const REG_TIMER_CUR: u64 = 0x390;
+const REG_TIMER_DIV: u64 = 0x3e0;
+
+pub const TIMER_VECTOR: u8 = 0x20;
+pub const CONSOLE_VECTOR: u8 = 0x24;
+pub const SPURIOUS_VECTOR: u8 = 0xff;
+/// Timer interrupts per second.
+pub const HZ: u64 = 100;
+
+const PIT_HZ: u64 = 1_193_182;
+
+static TSC_HZ: AtomicU64 = AtomicU64::new(0);
+static APIC_TICKS_PER_PERIOD: AtomicU32 = AtomicU32::new(0);
+
+fn mmio(phys: u64, reg: u64) -> *mut u32 {
+    (crate::mm::phys_to_virt(phys) + reg) as *mut u32
+}
+
+fn lapic_write(reg: u64, v: u32) {
+    // SAFETY: the local APIC's registers sit in the direct map (physical 0..4 GiB) and
+    // writing them only programs this CPU's interrupt controller.
+    unsafe { mmio(LAPIC_PHYS, reg).write_volatile(v) }
+}
+
+fn lapic_read(reg: u64) -> u32 {
+    // SAFETY: as for lapic_write.
+    unsafe { mmio(LAPIC_PHYS, reg).read_volatile() }
+}
+
+pub fn eoi() {
+    lapic_write(REG_EOI, 0);
+}
+
+/// Reads PIT channel 0's counter (counting down at 1.193182 MHz).
+fn pit_count() -> u16 {
+    outb(0x43, 0x00);
+    let lo = inb(0x40) as u16;
+    let hi = inb(0x40) as u16;
+    (hi << 8) | lo
+}
+
+/// Measures the TSC and the APIC timer against the PIT over `ms` milliseconds.
+fn calibrate(ms: u64) -> (u64, u64) {
+    outb(0x43, 0x34); // channel 0, lo/hi, mode 2, binary
+    outb(0x40, 0);
+    outb(0x40, 0); // reload 65536: ~55 ms per wrap
+    lapic_write(REG_TIMER_DIV, 0xb); // divide by 1
+    lapic_write(REG_LVT_TIMER, 1 << 16); // masked, one-shot
+    lapic_write(REG_TIMER_INIT, u32::MAX);
+    let target = PIT_HZ * ms / 1000;
+    let mut prev = pit_count();
+    let (tsc0, apic0) = (cpu::rdtsc(), lapic_read(REG_TIMER_CUR));
+    let mut elapsed = 0u64;
+    while elapsed < target {
+        let now = pit_count();
+        elapsed += prev.wrapping_sub(now) as u64;
+        prev = now;
+    }
+    let (tsc1, apic1) = (cpu::rdtsc(), lapic_read(REG_TIMER_CUR));
+    let scale = |d: u64| d * PIT_HZ / elapsed.max(1);
+    (scale(tsc1 - tsc0), scale(apic0.wrapping_sub(apic1) as u64))
+}
+
+/// Masks the legacy PICs, enables the local APIC, calibrates, starts the periodic timer and
+/// routes the console's IRQ 4 through the I/O APIC.
+pub fn init() {
+    outb(0x21, 0xff);
+    outb(0xa1, 0xff);
+    lapic_write(REG_SVR, 0x100 | SPURIOUS_VECTOR as u32);
+    let (tsc_hz, apic_hz) = calibrate(10);
+    TSC_HZ.store(tsc_hz, Relaxed);
+    let period = (apic_hz / HZ).clamp(1000, u32::MAX as u64) as u32;
+    APIC_TICKS_PER_PERIOD.store(period, Relaxed);
+    lapic_write(REG_TIMER_DIV, 0xb);
+    lapic_write(REG_LVT_TIMER, (1 << 17) | TIMER_VECTOR as u32); // periodic
+    lapic_write(REG_TIMER_INIT, period);
+    route_ioapic(4, CONSOLE_VECTOR);
+}
+
+fn route_ioapic(gsi: u32, vector: u8) {
+    let sel = mmio(IOAPIC_PHYS, 0);
+    let win = mmio(IOAPIC_PHYS, 0x10);
+    // SAFETY: the I/O APIC's index/data registers are in the direct map; the redirection
+    // entry sends an edge-triggered fixed interrupt to APIC ID 0 (the boot CPU).
+    unsafe {
+        sel.write_volatile(0x10 + 2 * gsi + 1);
+        win.write_volatile(0);
+        sel.write_volatile(0x10 + 2 * gsi);
+        win.write_volatile(vector as u32);
+    }
+}
+
+pub fn tsc_hz() -> u64 {
+    TSC_HZ.load(Relaxed)
+}

@@ -1,0 +1,480 @@
+//! User address spaces: a PML4 whose upper half is the kernel's, and a set of VMAs (virtual
+//! memory areas) describing what user space may touch. Pages are allocated on first touch
+//! (demand paging): `mmap` only records a VMA and the page-fault handler fills it in, which
+//! is also what lets the copy layer fault on a fresh page and continue.
+//!
+//! Every leaf frame in the lower half belongs to exactly one address space (copy-on-write
+//! sharing comes with fork), so dropping an address space frees everything below it.
+
+use super::frame::{self, Frame};
+use super::{phys_to_virt, PAGE_SIZE};
+use crate::arch::{boot, cpu};
+use alloc::collections::BTreeMap;
+use ktls_abi::mm::{PROT_EXEC, PROT_READ, PROT_WRITE};
+use ktls_abi::{Errno, USER_SPACE_END};
+use x86_64::structures::paging::{
+    mapper::TranslateResult, FrameAllocator, Mapper, OffsetPageTable, Page, PageTable,
+    PageTableFlags as F, PhysFrame, Size4KiB, Translate,
+};
+use x86_64::{PhysAddr, VirtAddr};
+
+const PAGE: u64 = PAGE_SIZE as u64;
+/// Highest address user space may map (TASK_SIZE_MAX: the last page below 2^47 is a guard).
+pub const USER_TOP: u64 = USER_SPACE_END - PAGE;
+/// Lowest address user space may map (vm.mmap_min_addr).
+pub const USER_BOTTOM: u64 = 0x10000;
+/// Top of the initial stack and the size reserved for it (RLIMIT_STACK's default).
+pub const STACK_TOP: u64 = 0x7fff_ffff_f000;
+pub const STACK_SIZE: u64 = 8 << 20;
+/// Where top-down mmap allocation starts: below the stack and a gap, as Linux's mmap_base.
+pub const MMAP_BASE: u64 = STACK_TOP - STACK_SIZE - (128 << 20);
+/// Where a static-PIE executable is loaded (Linux's ELF_ET_DYN_BASE without randomisation).
+pub const PIE_BASE: u64 = 0x5555_5555_4000;
+
+pub fn page_down(a: u64) -> u64 {
+    a & !(PAGE - 1)
+}
+
+pub fn page_up(a: u64) -> Option<u64> {
+    a.checked_add(PAGE - 1).map(page_down)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Vma {
+    pub start: u64,
+    pub end: u64,
+    /// PROT_READ | PROT_WRITE | PROT_EXEC bits.
+    pub prot: u64,
+    pub kind: VmaKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VmaKind {
+    Anonymous,
+    Program,
+    Heap,
+    Stack,
+}
+
+/// How a page fault was resolved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultResult {
+    /// A page was mapped (or already was, by a racing fault): retry the access.
+    Handled,
+    /// No VMA covers the address: SIGSEGV with SEGV_MAPERR.
+    Unmapped,
+    /// A VMA covers it but forbids the access: SIGSEGV with SEGV_ACCERR.
+    Forbidden,
+    /// No memory for the page.
+    OutOfMemory,
+}
+
+pub struct AddressSpace {
+    pml4: Frame,
+    vmas: BTreeMap<u64, Vma>,
+    brk_start: u64,
+    brk: u64,
+}
+
+struct FramePool;
+
+// SAFETY: frames from the frame allocator are unused until handed out here, and the crate
+// zeroes the page-table frames it takes from us.
+unsafe impl FrameAllocator<Size4KiB> for FramePool {
+    fn allocate_frame(&mut self) -> Option<PhysFrame> {
+        frame::alloc().map(|f| PhysFrame::containing_address(PhysAddr::new(f.0)))
+    }
+}
+
+fn pte_flags(prot: u64) -> F {
+    let mut f = F::PRESENT | F::USER_ACCESSIBLE;
+    if prot & PROT_WRITE != 0 {
+        f |= F::WRITABLE;
+    }
+    if prot & PROT_EXEC == 0 {
+        f |= F::NO_EXECUTE;
+    }
+    f
+}
+
+fn table_at(phys: u64) -> &'static mut PageTable {
+    // SAFETY: `phys` is a page-table frame of an address space we own (or the kernel's master
+    // table); the direct map covers it, and page tables are only changed with the owning
+    // address space locked.
+    unsafe { &mut *(phys_to_virt(phys) as *mut PageTable) }
+}
+
+impl AddressSpace {
+    /// An empty user address space sharing the kernel's upper half.
+    pub fn new() -> Result<Self, Errno> {
+        let pml4 = frame::alloc_zeroed().ok_or(Errno::ENOMEM)?;
+        let master = table_at(boot::boot_pml4_phys());
+        let table = table_at(pml4.0);
+        for i in 256..512 {
+            table[i] = master[i].clone();
+        }
+        Ok(AddressSpace {
+            pml4,
+            vmas: BTreeMap::new(),
+            brk_start: 0,
+            brk: 0,
+        })
+    }
+
+    pub fn pml4_phys(&self) -> u64 {
+        self.pml4.0
+    }
+
+    /// Makes this the address space the CPU uses.
+    pub fn activate(&self) {
+        if cpu::read_cr3() & !0xfff != self.pml4.0 {
+            // SAFETY: the upper half of every address space is the kernel's master half.
+            unsafe { cpu::write_cr3(self.pml4.0) };
+        }
+    }
+
+    fn is_active(&self) -> bool {
+        cpu::read_cr3() & !0xfff == self.pml4.0
+    }
+
+    fn mapper(&self) -> OffsetPageTable<'static> {
+        // SAFETY: the PML4 frame is ours and the direct map is at PHYS_OFFSET.
+        unsafe { OffsetPageTable::new(table_at(self.pml4.0), VirtAddr::new(boot::PHYS_OFFSET)) }
+    }
+
+    pub fn vmas(&self) -> impl Iterator<Item = &Vma> {
+        self.vmas.values()
+    }
+
+    pub fn find_vma(&self, addr: u64) -> Option<&Vma> {
+        self.vmas
+            .range(..=addr)
+            .next_back()
+            .map(|(_, v)| v)
+            .filter(|v| addr < v.end)
+    }
+
+    fn overlaps(&self, start: u64, end: u64) -> bool {
+        self.vmas
+            .range(..end)
+            .next_back()
+            .is_some_and(|(_, v)| v.end > start)
+    }
+
+    /// Records a VMA over [start, end) (page aligned), replacing whatever was there.
+    pub fn add_vma(&mut self, start: u64, end: u64, prot: u64, kind: VmaKind) {
+        self.remove_range(start, end);
+        self.vmas.insert(
+            start,
+            Vma {
+                start,
+                end,
+                prot,
+                kind,
+            },
+        );
+    }
+
+    /// Splits VMAs so that `start` and `end` fall on VMA boundaries.
+    fn split_at(&mut self, addr: u64) {
+        if let Some(v) = self.find_vma(addr).copied() {
+            if v.start < addr {
+                self.vmas.insert(v.start, Vma { end: addr, ..v });
+                self.vmas.insert(addr, Vma { start: addr, ..v });
+            }
+        }
+    }
+
+    /// Unmaps [start, end): frees the pages and drops or trims the VMAs.
+    pub fn remove_range(&mut self, start: u64, end: u64) {
+        self.split_at(start);
+        self.split_at(end);
+        let keys: alloc::vec::Vec<u64> = self.vmas.range(start..end).map(|(k, _)| *k).collect();
+        for k in keys {
+            if let Some(v) = self.vmas.remove(&k) {
+                self.unmap_pages(v.start, v.end);
+            }
+        }
+    }
+
+    fn unmap_pages(&mut self, start: u64, end: u64) {
+        let mut mapper = self.mapper();
+        let active = self.is_active();
+        let mut addr = start;
+        while addr < end {
+            let page = Page::<Size4KiB>::containing_address(VirtAddr::new(addr));
+            if let Ok((f, flush)) = mapper.unmap(page) {
+                if active {
+                    flush.flush();
+                } else {
+                    flush.ignore();
+                }
+                frame::free(Frame(f.start_address().as_u64()));
+            }
+            addr += PAGE;
+        }
+    }
+
+    /// Maps a fresh zeroed page at `addr` with the VMA's protection.
+    fn populate(&mut self, addr: u64, prot: u64) -> Result<Frame, Errno> {
+        let page = Page::<Size4KiB>::containing_address(VirtAddr::new(addr));
+        let f = frame::alloc_zeroed().ok_or(Errno::ENOMEM)?;
+        let pf = PhysFrame::containing_address(PhysAddr::new(f.0));
+        let parents = F::PRESENT | F::WRITABLE | F::USER_ACCESSIBLE;
+        // SAFETY: the page is in user space, not mapped yet (callers check), and the frame is
+        // freshly allocated and zeroed.
+        let r = unsafe {
+            self.mapper().map_to_with_table_flags(
+                page,
+                pf,
+                pte_flags(prot),
+                parents,
+                &mut FramePool,
+            )
+        };
+        match r {
+            Ok(flush) => {
+                flush.flush();
+                Ok(f)
+            }
+            Err(_) => {
+                frame::free(f);
+                Err(Errno::ENOMEM)
+            }
+        }
+    }
+
+    /// The frame behind a user page, if mapped.
+    fn frame_of(&self, addr: u64) -> Option<Frame> {
+        match self.mapper().translate(VirtAddr::new(addr)) {
+            TranslateResult::Mapped { frame, .. } => Some(Frame(frame.start_address().as_u64())),
+            _ => None,
+        }
+    }
+
+    /// Resolves a page fault at `addr` for a write and/or instruction fetch.
+    pub fn handle_fault(&mut self, addr: u64, write: bool, exec: bool) -> FaultResult {
+        let Some(vma) = self.find_vma(addr).copied() else {
+            return FaultResult::Unmapped;
+        };
+        let allowed = if exec {
+            vma.prot & PROT_EXEC != 0
+        } else if write {
+            vma.prot & PROT_WRITE != 0
+        } else {
+            vma.prot & (PROT_READ | PROT_WRITE | PROT_EXEC) != 0
+        };
+        if !allowed {
+            return FaultResult::Forbidden;
+        }
+        if self.frame_of(addr).is_some() {
+            // Present with the VMA's permissions: the access must have raced a mapping change.
+            return FaultResult::Handled;
+        }
+        match self.populate(page_down(addr), vma.prot) {
+            Ok(_) => FaultResult::Handled,
+            Err(_) => FaultResult::OutOfMemory,
+        }
+    }
+
+    /// Writes `data` at user address `addr` through the direct map, mapping pages as needed,
+    /// regardless of protection (the loader and the initial stack use this).
+    pub fn write_bytes(&mut self, addr: u64, data: &[u8]) -> Result<(), Errno> {
+        let mut done = 0;
+        while done < data.len() {
+            let a = addr + done as u64;
+            let vma = self.find_vma(a).copied().ok_or(Errno::EFAULT)?;
+            let f = match self.frame_of(a) {
+                Some(f) => f,
+                None => self.populate(page_down(a), vma.prot)?,
+            };
+            let off = (a % PAGE) as usize;
+            let n = (PAGE_SIZE - off).min(data.len() - done);
+            super::frame_bytes_mut(f)[off..off + n].copy_from_slice(&data[done..done + n]);
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Finds a free, page-aligned range of `len` bytes, top-down from MMAP_BASE.
+    pub fn find_free(&self, len: u64) -> Option<u64> {
+        let mut top = MMAP_BASE;
+        for v in self.vmas.range(..MMAP_BASE).rev().map(|(_, v)| v) {
+            if v.end <= top && top - v.end >= len {
+                return Some(top - len);
+            }
+            top = top.min(v.start);
+        }
+        (top >= USER_BOTTOM + len).then(|| top - len)
+    }
+
+    /// Changes the protection of [start, end), splitting VMAs; ENOMEM if any page of the
+    /// range is not mapped (as Linux).
+    pub fn protect(&mut self, start: u64, end: u64, prot: u64) -> Result<(), Errno> {
+        let mut a = start;
+        while a < end {
+            let v = self.find_vma(a).ok_or(Errno::ENOMEM)?;
+            a = v.end;
+        }
+        self.split_at(start);
+        self.split_at(end);
+        let keys: alloc::vec::Vec<u64> = self.vmas.range(start..end).map(|(k, _)| *k).collect();
+        let mut mapper = self.mapper();
+        for k in keys {
+            let v = self.vmas.get_mut(&k).expect("vma just listed");
+            v.prot = prot;
+            let (vs, ve) = (v.start, v.end);
+            let mut addr = vs;
+            while addr < ve {
+                let page = Page::<Size4KiB>::containing_address(VirtAddr::new(addr));
+                // SAFETY: changes the flags of a user page we own; the kernel never relies on
+                // user page permissions.
+                if let Ok(flush) = unsafe { mapper.update_flags(page, pte_flags(prot)) } {
+                    flush.flush();
+                }
+                addr += PAGE;
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops the pages of [start, end) that are mapped, keeping the VMAs: the next touch
+    /// gets zeros (MADV_DONTNEED on private anonymous memory).
+    pub fn discard(&mut self, start: u64, end: u64) {
+        self.unmap_pages(start, end);
+    }
+
+    /// Moves the pages of [old, old + len) to [new, new + len) (no overlap), keeping contents.
+    pub fn move_pages(&mut self, old: u64, new: u64, len: u64) -> Result<(), Errno> {
+        let mut mapper = self.mapper();
+        let parents = F::PRESENT | F::WRITABLE | F::USER_ACCESSIBLE;
+        let mut off = 0;
+        while off < len {
+            let page = Page::<Size4KiB>::containing_address(VirtAddr::new(old + off));
+            if let TranslateResult::Mapped { flags, .. } =
+                mapper.translate(VirtAddr::new(old + off))
+            {
+                let (f, flush) = mapper.unmap(page).map_err(|_| Errno::EFAULT)?;
+                flush.flush();
+                let to = Page::<Size4KiB>::containing_address(VirtAddr::new(new + off));
+                // SAFETY: `to` is unmapped (the caller chose a free range) and `f` was just
+                // unmapped from `page`, so it is mapped exactly once.
+                unsafe { mapper.map_to_with_table_flags(to, f, flags, parents, &mut FramePool) }
+                    .map_err(|_| Errno::ENOMEM)?
+                    .flush();
+            }
+            off += PAGE;
+        }
+        Ok(())
+    }
+
+    /// Moves a VMA record (after move_pages).
+    pub fn rename_vma(&mut self, old: u64, new: u64, len: u64) {
+        if let Some(v) = self.vmas.remove(&old) {
+            self.vmas.insert(
+                new,
+                Vma {
+                    start: new,
+                    end: new + len,
+                    ..v
+                },
+            );
+        }
+    }
+
+    pub fn is_free(&self, start: u64, end: u64) -> bool {
+        start >= USER_BOTTOM && end <= USER_TOP && !self.overlaps(start, end)
+    }
+
+    pub fn set_brk_start(&mut self, start: u64) {
+        self.brk_start = start;
+        self.brk = start;
+    }
+
+    /// brk(2): moves the program break; returns the break in force afterwards (the old one
+    /// when the request cannot be met, as Linux does).
+    pub fn brk(&mut self, requested: u64) -> u64 {
+        if requested < self.brk_start || requested >= USER_TOP {
+            return self.brk;
+        }
+        let (Some(old_end), Some(new_end)) = (page_up(self.brk), page_up(requested)) else {
+            return self.brk;
+        };
+        if new_end > old_end {
+            if self.overlaps(old_end, new_end) {
+                return self.brk;
+            }
+            let start = page_up(self.brk_start).unwrap_or(self.brk_start);
+            // One heap VMA from the page-aligned start of the break to its end.
+            self.vmas.remove(&start);
+            self.vmas.insert(
+                start,
+                Vma {
+                    start,
+                    end: new_end,
+                    prot: PROT_READ | PROT_WRITE,
+                    kind: VmaKind::Heap,
+                },
+            );
+        } else if new_end < old_end {
+            self.remove_range(new_end, old_end);
+        }
+        self.brk = requested;
+        self.brk
+    }
+}
+
+impl Drop for AddressSpace {
+    fn drop(&mut self) {
+        if self.is_active() {
+            // SAFETY: the master table maps the kernel exactly as every address space does.
+            unsafe { cpu::write_cr3(boot::boot_pml4_phys()) };
+        }
+        let pml4 = table_at(self.pml4.0);
+        for i in 0..256 {
+            free_table_tree(&pml4[i], 3);
+        }
+        frame::free(self.pml4);
+    }
+}
+
+/// Frees a lower-half page-table subtree: `level` 3 = PDPT, 2 = PD, 1 = PT, 0 = a leaf frame.
+fn free_table_tree(entry: &x86_64::structures::paging::page_table::PageTableEntry, level: u8) {
+    if !entry.flags().contains(F::PRESENT) {
+        return;
+    }
+    let phys = entry.addr().as_u64();
+    if level > 0 {
+        let t = table_at(phys);
+        for e in t.iter() {
+            free_table_tree(e, level - 1);
+        }
+    }
+    frame::free(Frame(phys));
+}
+
+/// Removes the boot identity map of low memory from the master table.
+pub fn drop_identity_map() {
+    let master = table_at(boot::boot_pml4_phys());
+    master[0].set_unused();
+    // SAFETY: reloading CR3 with the master table only flushes the TLB.
+    unsafe { cpu::write_cr3(boot::boot_pml4_phys()) };
+}
+
+/// Maps one 2 MiB page of the direct map (RAM above the 4 GiB the boot tables cover).
+pub fn map_kernel_huge(virt: u64, phys: u64) {
+    let master = table_at(boot::boot_pml4_phys());
+    let l4 = ((virt >> 39) & 511) as usize;
+    let l3 = ((virt >> 30) & 511) as usize;
+    let l2 = ((virt >> 21) & 511) as usize;
+    let pdpt = table_at(master[l4].addr().as_u64());
+    if !pdpt[l3].flags().contains(F::PRESENT) {
+        let f = frame::alloc_zeroed().expect("out of memory mapping RAM");
+        pdpt[l3].set_addr(PhysAddr::new(f.0), F::PRESENT | F::WRITABLE);
+    }
+    let pd = table_at(pdpt[l3].addr().as_u64());
+    pd[l2].set_addr(
+        PhysAddr::new(phys),
+        F::PRESENT | F::WRITABLE | F::HUGE_PAGE | F::NO_EXECUTE,
+    );
+}

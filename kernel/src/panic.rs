@@ -1,0 +1,108 @@
+//! Kernel panics and kernel-mode faults: a report on the log port between `@ktls panic` and
+//! `@ktls end` (message, registers, a frame-pointer backtrace), then QEMU exits with the panic
+//! status (spec/boot-protocol.md). The runner symbolizes the backtrace addresses.
+
+use crate::arch::boot::{KERNEL_VMA, PHYS_OFFSET};
+use crate::arch::cpu;
+use crate::arch::entry::TrapFrame;
+use crate::log::write_unlocked as w;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+static PANICKING: AtomicBool = AtomicBool::new(false);
+
+fn begin() {
+    cpu::disable_interrupts();
+    if PANICKING.swap(true, Ordering::SeqCst) {
+        // A fault while reporting a fault: give up on the report.
+        w(format_args!(
+            "\n(nested fault while reporting)\n@ktls end\n"
+        ));
+        cpu::qemu_exit(1);
+    }
+    w(format_args!("\n@ktls panic\n"));
+}
+
+fn end() -> ! {
+    w(format_args!("@ktls end\n"));
+    cpu::qemu_exit(1)
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    begin();
+    w(format_args!("kernel panic: {}\n", info.message()));
+    if let Some(loc) = info.location() {
+        w(format_args!(
+            "  at {}:{}:{}\n",
+            loc.file(),
+            loc.line(),
+            loc.column()
+        ));
+    }
+    let rbp: u64;
+    // SAFETY: reads the frame pointer register; no memory access.
+    unsafe { core::arch::asm!("mov {}, rbp", out(reg) rbp, options(nomem, nostack)) };
+    backtrace(rbp);
+    end()
+}
+
+/// Reports an exception taken in kernel mode and stops the machine.
+pub fn fault_report(what: &str, f: &TrapFrame, cr2: Option<u64>) -> ! {
+    begin();
+    w(format_args!(
+        "kernel fault: {what} (vector {}) at rip {:#018x}, error code {:#x}\n",
+        f.vector, f.rip, f.error_code
+    ));
+    if let Some(a) = cr2 {
+        w(format_args!("  faulting address (cr2) {a:#018x}\n"));
+    }
+    w(format_args!(
+        "  rax {:#018x} rbx {:#018x} rcx {:#018x} rdx {:#018x}\n",
+        f.rax, f.rbx, f.rcx, f.rdx
+    ));
+    w(format_args!(
+        "  rsi {:#018x} rdi {:#018x} rbp {:#018x} rsp {:#018x}\n",
+        f.rsi, f.rdi, f.rbp, f.rsp
+    ));
+    w(format_args!(
+        "  r8  {:#018x} r9  {:#018x} r10 {:#018x} r11 {:#018x}\n",
+        f.r8, f.r9, f.r10, f.r11
+    ));
+    w(format_args!(
+        "  r12 {:#018x} r13 {:#018x} r14 {:#018x} r15 {:#018x}\n",
+        f.r12, f.r13, f.r14, f.r15
+    ));
+    w(format_args!(
+        "  cs {:#x} ss {:#x} rflags {:#x} cr3 {:#x} cr4 {:#x}\n",
+        f.cs,
+        f.ss,
+        f.rflags,
+        cpu::read_cr3(),
+        cpu::cr4()
+    ));
+    w(format_args!("backtrace:\n  #0 {:#018x}\n", f.rip));
+    backtrace(f.rbp);
+    end()
+}
+
+/// Walks saved frame pointers, stopping at anything that does not look like a kernel stack
+/// frame (so a corrupt chain cannot fault the report).
+fn backtrace(mut rbp: u64) {
+    for i in 1..32 {
+        let plausible = rbp % 8 == 0 && rbp >= PHYS_OFFSET && rbp < u64::MAX - 16;
+        if !plausible {
+            break;
+        }
+        // SAFETY: rbp is an aligned kernel address (direct map or kernel image, where every
+        // kernel stack lives); a frame record is two words.
+        let (next, ret) = unsafe { (*(rbp as *const u64), *((rbp + 8) as *const u64)) };
+        if ret < KERNEL_VMA {
+            break;
+        }
+        w(format_args!("  #{i} {ret:#018x}\n"));
+        if next <= rbp {
+            break;
+        }
+        rbp = next;
+    }
+}

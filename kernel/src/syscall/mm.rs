@@ -1,0 +1,223 @@
+//! brk, mmap, munmap, mprotect, mremap and madvise, with Linux's argument checks.
+
+use super::SysResult;
+use crate::mm::addrspace::{page_down, page_up, VmaKind, USER_BOTTOM, USER_TOP};
+use crate::process::current;
+use ktls_abi::mm::*;
+use ktls_abi::Errno;
+
+const PAGE: u64 = ktls_abi::PAGE_SIZE as u64;
+
+pub fn brk(addr: u64) -> SysResult {
+    Ok(current().process.mm.lock().brk(addr))
+}
+
+fn check_prot(prot: u64) -> Result<u64, Errno> {
+    if prot & !(PROT_READ | PROT_WRITE | PROT_EXEC) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    Ok(prot)
+}
+
+/// Page-rounds a length: EINVAL for 0 (callers that allow it check first), ENOMEM when it
+/// overflows or cannot fit in user space.
+fn page_len(len: u64) -> Result<u64, Errno> {
+    let len = page_up(len).ok_or(Errno::ENOMEM)?;
+    if len == 0 {
+        return Err(Errno::EINVAL);
+    }
+    if len > USER_TOP {
+        return Err(Errno::ENOMEM);
+    }
+    Ok(len)
+}
+
+pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, offset: u64) -> SysResult {
+    if offset % PAGE != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if len == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let len = page_len(len)?;
+    if offset.checked_add(len).is_none_or(|e| e > i64::MAX as u64) {
+        return Err(Errno::EOVERFLOW);
+    }
+    match flags & MAP_TYPE {
+        MAP_SHARED | MAP_PRIVATE | MAP_SHARED_VALIDATE => {}
+        _ => return Err(Errno::EINVAL),
+    }
+    let prot = check_prot(prot)?;
+    let file = if flags & MAP_ANONYMOUS == 0 {
+        Some(super::fs::mappable_file(fd, prot, flags)?)
+    } else {
+        None
+    };
+    let fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0;
+    let t = current();
+    let mut mm = t.process.mm.lock();
+    let start = if fixed {
+        if addr % PAGE != 0 {
+            return Err(Errno::EINVAL);
+        }
+        if addr > USER_TOP - len {
+            return Err(Errno::ENOMEM);
+        }
+        if addr < USER_BOTTOM {
+            return Err(Errno::EPERM);
+        }
+        if flags & MAP_FIXED == 0 && !mm.is_free(addr, addr + len) {
+            return Err(Errno::EEXIST);
+        }
+        addr
+    } else {
+        let hint = page_down(addr);
+        if hint != 0 && hint <= USER_TOP - len && mm.is_free(hint, hint + len) {
+            hint
+        } else {
+            mm.find_free(len).ok_or(Errno::ENOMEM)?
+        }
+    };
+    let kind = if flags & MAP_STACK != 0 || flags & MAP_GROWSDOWN != 0 {
+        VmaKind::Stack
+    } else {
+        VmaKind::Anonymous
+    };
+    mm.add_vma(start, start + len, prot, kind);
+    if let Some(data) = file {
+        // A private file mapping is a copy of the file's pages; past the end of the file
+        // the mapping reads zeros (we do not raise SIGBUS beyond the last page).
+        let from = (offset as usize).min(data.len());
+        let to = (offset.saturating_add(len) as usize).min(data.len());
+        if let Err(e) = mm.write_bytes(start, &data[from..to]) {
+            mm.remove_range(start, start + len);
+            return Err(e);
+        }
+    }
+    Ok(start)
+}
+
+pub fn munmap(addr: u64, len: u64) -> SysResult {
+    if addr % PAGE != 0 || len == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let len = page_up(len).ok_or(Errno::EINVAL)?;
+    if addr > USER_TOP || len > USER_TOP - addr {
+        return Err(Errno::EINVAL);
+    }
+    current().process.mm.lock().remove_range(addr, addr + len);
+    Ok(0)
+}
+
+pub fn mprotect(addr: u64, len: u64, prot: u64) -> SysResult {
+    if addr % PAGE != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let prot = check_prot(prot & !(PROT_GROWSDOWN | PROT_GROWSUP))?;
+    if len == 0 {
+        return Ok(0);
+    }
+    let len = page_up(len).ok_or(Errno::ENOMEM)?;
+    let end = addr.checked_add(len).ok_or(Errno::ENOMEM)?;
+    if end > USER_TOP {
+        return Err(Errno::ENOMEM);
+    }
+    current().process.mm.lock().protect(addr, end, prot)?;
+    Ok(0)
+}
+
+pub fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -> SysResult {
+    if flags & !(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP) != 0 || old % PAGE != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if flags & MREMAP_FIXED != 0 && flags & MREMAP_MAYMOVE == 0 {
+        return Err(Errno::EINVAL);
+    }
+    if flags & MREMAP_DONTUNMAP != 0 && flags & MREMAP_MAYMOVE == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let old_len = page_up(old_len).ok_or(Errno::EINVAL)?;
+    let new_len = page_up(new_len).ok_or(Errno::EINVAL)?;
+    if new_len == 0 || old_len == 0 {
+        // old_len 0 duplicates a shared mapping, which private memory cannot do.
+        return Err(Errno::EINVAL);
+    }
+    let t = current();
+    let mut mm = t.process.mm.lock();
+    let vma = *mm.find_vma(old).ok_or(Errno::EFAULT)?;
+    if old + old_len > vma.end {
+        return Err(Errno::EFAULT);
+    }
+    if flags & MREMAP_FIXED != 0 {
+        // Linux: aligned target, inside user space, not overlapping the old range.
+        let target_end = new_addr.checked_add(new_len).ok_or(Errno::EINVAL)?;
+        if new_addr % PAGE != 0 || new_addr < USER_BOTTOM || target_end > USER_TOP {
+            return Err(Errno::EINVAL);
+        }
+        if new_addr < old + old_len && old < target_end {
+            return Err(Errno::EINVAL);
+        }
+        let keep = old_len.min(new_len);
+        mm.add_vma(new_addr, target_end, vma.prot, vma.kind);
+        mm.move_pages(old, new_addr, keep)?;
+        if flags & MREMAP_DONTUNMAP == 0 {
+            mm.remove_range(old, old + old_len);
+        }
+        return Ok(new_addr);
+    }
+    if new_len <= old_len {
+        mm.remove_range(old + new_len, old + old_len);
+        return Ok(old);
+    }
+    let grow_end = old.checked_add(new_len).ok_or(Errno::ENOMEM)?;
+    if old + old_len == vma.end && grow_end <= USER_TOP && mm.is_free(vma.end, grow_end) {
+        mm.add_vma(vma.end, grow_end, vma.prot, vma.kind);
+        return Ok(old);
+    }
+    if flags & MREMAP_MAYMOVE == 0 {
+        return Err(Errno::ENOMEM);
+    }
+    let new = mm.find_free(new_len).ok_or(Errno::ENOMEM)?;
+    mm.add_vma(new, new + new_len, vma.prot, vma.kind);
+    mm.move_pages(old, new, old_len)?;
+    if flags & MREMAP_DONTUNMAP == 0 {
+        mm.remove_range(old, old + old_len);
+    }
+    Ok(new)
+}
+
+pub fn madvise(addr: u64, len: u64, advice: u64) -> SysResult {
+    if addr % PAGE != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let len = page_up(len).ok_or(Errno::EINVAL)?;
+    let end = addr.checked_add(len).ok_or(Errno::EINVAL)?;
+    match advice {
+        MADV_DONTNEED | MADV_FREE => {
+            let t = current();
+            let mut mm = t.process.mm.lock();
+            check_mapped(&mm, addr, end)?;
+            mm.discard(addr, end);
+            Ok(0)
+        }
+        // Hints about access patterns, THP, fork behaviour and dumps: accepted, as they do
+        // not change what the program observes.
+        MADV_NORMAL | MADV_RANDOM | MADV_SEQUENTIAL | MADV_WILLNEED | 10..=17 | 20..=23 => {
+            check_mapped(&current().process.mm.lock(), addr, end)?;
+            Ok(0)
+        }
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+fn check_mapped(
+    mm: &crate::mm::addrspace::AddressSpace,
+    start: u64,
+    end: u64,
+) -> Result<(), Errno> {
+    let mut a = start;
+    while a < end {
+        a = mm.find_vma(a).ok_or(Errno::ENOMEM)?.end;
+    }
+    Ok(())
+}

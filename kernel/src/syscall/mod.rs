@@ -1,0 +1,183 @@
+//! System calls: Linux x86_64 numbers and semantics.
+//!
+//! `syscall_entry` is called by the SYSCALL entry asm with the saved user context. Arguments
+//! are in RDI, RSI, RDX, R10, R8, R9; the result (or -errno) goes back in RAX. Each family
+//! lives in its own file; every handler is safe Rust that reaches user memory only through
+//! `mm::uaccess`. A number we do not implement gets ENOSYS and one log line naming it.
+
+mod fs;
+mod mm;
+mod process;
+mod strace;
+mod time;
+
+use crate::arch::entry::TrapFrame;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use ktls_abi::syscall::*;
+use ktls_abi::Errno;
+
+pub type SysResult = Result<u64, Errno>;
+
+/// `strace` on the kernel command line.
+pub static STRACE: AtomicBool = AtomicBool::new(false);
+
+/// Called from the SYSCALL entry; returns nonzero when the return to user space must restore
+/// the full context with iretq (see `needs_iret`).
+#[no_mangle]
+pub extern "C" fn syscall_entry(frame: &mut TrapFrame) -> u64 {
+    let nr = frame.rax as usize;
+    CURRENT_NR.store(nr as u64, Relaxed);
+    let args = [
+        frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9,
+    ];
+    let tracing = STRACE.load(Relaxed);
+    let pre = tracing.then(|| strace::format_call(nr, &args));
+    let result = dispatch(nr, &args, frame);
+    if let Some(call) = pre {
+        strace::record(nr, &call, &args, result);
+    }
+    // execve and rt_sigreturn set RAX themselves as part of the new context.
+    let thread = crate::process::current();
+    if thread.full_restore.swap(false, Relaxed) {
+        return 1;
+    }
+    frame.rax = match result {
+        Ok(v) => v,
+        Err(e) => e.to_return(),
+    };
+    needs_iret(frame) as u64
+}
+
+/// SYSRET is only safe for a canonical user RIP (else it faults in ring 0 on Intel) and
+/// without TF/RF, which iretq restores faithfully.
+fn needs_iret(frame: &TrapFrame) -> bool {
+    const TF: u64 = 1 << 8;
+    const RF: u64 = 1 << 16;
+    frame.rip >= crate::mm::addrspace::USER_TOP || frame.rflags & (TF | RF) != 0
+}
+
+fn dispatch(nr: usize, a: &[u64; 6], frame: &mut TrapFrame) -> SysResult {
+    match nr {
+        SYS_READ => fs::read(a[0], a[1], a[2]),
+        SYS_WRITE => fs::write(a[0], a[1], a[2]),
+        SYS_OPEN => fs::openat(ktls_abi::fs::AT_FDCWD as u64, a[0], a[1], a[2]),
+        SYS_CLOSE => fs::close(a[0]),
+        SYS_STAT => fs::fstatat(ktls_abi::fs::AT_FDCWD as u64, a[0], a[1], 0),
+        SYS_FSTAT => fs::fstat(a[0], a[1]),
+        SYS_LSTAT => fs::fstatat(
+            ktls_abi::fs::AT_FDCWD as u64,
+            a[0],
+            a[1],
+            ktls_abi::fs::AT_SYMLINK_NOFOLLOW,
+        ),
+        SYS_POLL => fs::poll(a[0], a[1], a[2] as i32 as i64),
+        SYS_LSEEK => fs::lseek(a[0], a[1], a[2]),
+        SYS_MMAP => mm::mmap(a[0], a[1], a[2], a[3], a[4], a[5]),
+        SYS_MPROTECT => mm::mprotect(a[0], a[1], a[2]),
+        SYS_MUNMAP => mm::munmap(a[0], a[1]),
+        SYS_BRK => mm::brk(a[0]),
+        SYS_RT_SIGACTION => process::rt_sigaction(a[0], a[1], a[2], a[3]),
+        SYS_RT_SIGPROCMASK => process::rt_sigprocmask(a[0], a[1], a[2], a[3]),
+        SYS_IOCTL => fs::ioctl(a[0], a[1], a[2]),
+        SYS_PREAD64 => fs::pread(a[0], a[1], a[2], a[3]),
+        SYS_PWRITE64 => fs::pwrite(a[0], a[1], a[2], a[3]),
+        SYS_READV => fs::readv(a[0], a[1], a[2]),
+        SYS_WRITEV => fs::writev(a[0], a[1], a[2]),
+        SYS_ACCESS => fs::faccessat(ktls_abi::fs::AT_FDCWD as u64, a[0], a[1], 0),
+        SYS_PIPE => fs::pipe2(a[0], 0),
+        SYS_SCHED_YIELD => Ok(0),
+        SYS_MREMAP => mm::mremap(a[0], a[1], a[2], a[3], a[4]),
+        SYS_MADVISE => mm::madvise(a[0], a[1], a[2]),
+        SYS_DUP => fs::dup(a[0]),
+        SYS_DUP2 => fs::dup2(a[0], a[1]),
+        SYS_NANOSLEEP => time::nanosleep(a[0], a[1]),
+        SYS_GETPID => Ok(crate::process::current().process.pid as u64),
+        SYS_EXIT => process::exit(a[0]),
+        SYS_UNAME => process::uname(a[0]),
+        SYS_FCNTL => fs::fcntl(a[0], a[1], a[2]),
+        SYS_GETCWD => fs::getcwd(a[0], a[1]),
+        SYS_CHDIR => fs::chdir(a[0]),
+        SYS_FCHDIR => fs::fchdir(a[0]),
+        SYS_RENAME => fs::renameat(
+            ktls_abi::fs::AT_FDCWD as u64,
+            a[0],
+            ktls_abi::fs::AT_FDCWD as u64,
+            a[1],
+        ),
+        SYS_MKDIR => fs::mkdirat(ktls_abi::fs::AT_FDCWD as u64, a[0], a[1]),
+        SYS_RMDIR => fs::unlinkat(
+            ktls_abi::fs::AT_FDCWD as u64,
+            a[0],
+            ktls_abi::fs::AT_REMOVEDIR,
+        ),
+        SYS_UNLINK => fs::unlinkat(ktls_abi::fs::AT_FDCWD as u64, a[0], 0),
+        SYS_SYMLINK => fs::symlinkat(a[0], ktls_abi::fs::AT_FDCWD as u64, a[1]),
+        SYS_READLINK => fs::readlinkat(ktls_abi::fs::AT_FDCWD as u64, a[0], a[1], a[2]),
+        SYS_UMASK => Ok(process::umask(a[0])),
+        SYS_GETTIMEOFDAY => time::gettimeofday(a[0], a[1]),
+        SYS_GETRLIMIT => process::prlimit64(0, a[0], 0, a[1]),
+        SYS_SETRLIMIT => process::prlimit64(0, a[0], a[1], 0),
+        SYS_GETUID => Ok(process::creds().uid as u64),
+        SYS_GETGID => Ok(process::creds().gid as u64),
+        SYS_GETEUID => Ok(process::creds().euid as u64),
+        SYS_GETEGID => Ok(process::creds().egid as u64),
+        SYS_GETPPID => Ok(crate::process::current().process.ppid.load(Relaxed) as u64),
+        SYS_SIGALTSTACK => process::sigaltstack(a[0], a[1], frame.rsp),
+        SYS_ARCH_PRCTL => process::arch_prctl(a[0], a[1]),
+        SYS_GETTID => Ok(crate::process::current().tid as u64),
+        SYS_TIME => time::time(a[0]),
+        SYS_SCHED_GETAFFINITY => process::sched_getaffinity(a[0], a[1], a[2]),
+        SYS_GETDENTS64 => fs::getdents64(a[0], a[1], a[2]),
+        SYS_SET_TID_ADDRESS => process::set_tid_address(a[0]),
+        SYS_CLOCK_GETTIME => time::clock_gettime(a[0], a[1]),
+        SYS_CLOCK_GETRES => time::clock_getres(a[0], a[1]),
+        SYS_CLOCK_NANOSLEEP => time::clock_nanosleep(a[0], a[1], a[2], a[3]),
+        SYS_EXIT_GROUP => process::exit_group(a[0]),
+        SYS_OPENAT => fs::openat(a[0], a[1], a[2], a[3]),
+        SYS_MKDIRAT => fs::mkdirat(a[0], a[1], a[2]),
+        SYS_NEWFSTATAT => fs::fstatat(a[0], a[1], a[2], a[3]),
+        SYS_UNLINKAT => fs::unlinkat(a[0], a[1], a[2]),
+        SYS_RENAMEAT => fs::renameat(a[0], a[1], a[2], a[3]),
+        SYS_SYMLINKAT => fs::symlinkat(a[0], a[1], a[2]),
+        SYS_READLINKAT => fs::readlinkat(a[0], a[1], a[2], a[3]),
+        SYS_FACCESSAT => fs::faccessat(a[0], a[1], a[2], 0),
+        SYS_FACCESSAT2 => fs::faccessat(a[0], a[1], a[2], a[3]),
+        SYS_PPOLL => fs::ppoll(a[0], a[1], a[2], a[3], a[4]),
+        SYS_SET_ROBUST_LIST => process::set_robust_list(a[0], a[1]),
+        SYS_DUP3 => fs::dup3(a[0], a[1], a[2]),
+        SYS_PIPE2 => fs::pipe2(a[0], a[1]),
+        SYS_PRLIMIT64 => process::prlimit64(a[0], a[1], a[2], a[3]),
+        SYS_GETCPU => process::getcpu(a[0], a[1]),
+        SYS_GETRANDOM => process::getrandom(a[0], a[1], a[2]),
+        SYS_STATX => fs::statx(a[0], a[1], a[2], a[3], a[4]),
+        SYS_RSEQ => unimplemented_syscall(nr),
+        _ => unimplemented_syscall(nr),
+    }
+}
+
+/// Whether a number beyond the table has been reported (once for all of them).
+static REPORTED_OUT_OF_RANGE: AtomicBool = AtomicBool::new(false);
+/// Syscall numbers already reported as unimplemented (one log line each).
+static REPORTED: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
+
+/// The number of the syscall being handled (for the interim file layer's ENOSYS reports).
+fn current_nr() -> usize {
+    CURRENT_NR.load(Relaxed) as usize
+}
+
+static CURRENT_NR: AtomicU64 = AtomicU64::new(0);
+
+fn unimplemented_syscall(nr: usize) -> SysResult {
+    let (word, bit) = (nr / 64, 1u64 << (nr % 64));
+    let first = match REPORTED.get(word) {
+        Some(w) => w.fetch_or(bit, Relaxed) & bit == 0,
+        None => !REPORTED_OUT_OF_RANGE.swap(true, Relaxed),
+    };
+    if first {
+        info!(
+            "syscall {} ({nr}) is not implemented: ENOSYS",
+            name(nr).unwrap_or("unknown")
+        );
+    }
+    Err(Errno::ENOSYS)
+}

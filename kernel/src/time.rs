@@ -1,0 +1,78 @@
+//! Clocks: the TSC since boot for the monotonic clocks, plus the RTC's reading at boot for
+//! the real-time clock.
+
+use crate::arch::{apic, cpu, rtc};
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use ktls_abi::time::NSEC_PER_SEC;
+
+static TSC_AT_BOOT: AtomicU64 = AtomicU64::new(0);
+static REALTIME_AT_BOOT_NS: AtomicU64 = AtomicU64::new(0);
+static TICKS: AtomicU64 = AtomicU64::new(0);
+
+pub fn init() {
+    TSC_AT_BOOT.store(cpu::rdtsc(), Relaxed);
+    let secs = rtc::unix_time().unwrap_or(0);
+    REALTIME_AT_BOOT_NS.store(secs * NSEC_PER_SEC, Relaxed);
+}
+
+/// Nanoseconds since boot (CLOCK_MONOTONIC, CLOCK_BOOTTIME).
+pub fn monotonic_ns() -> u64 {
+    let hz = apic::tsc_hz().max(1);
+    let delta = cpu::rdtsc().wrapping_sub(TSC_AT_BOOT.load(Relaxed));
+    ((delta as u128 * NSEC_PER_SEC as u128) / hz as u128) as u64
+}
+
+/// Nanoseconds since the epoch (CLOCK_REALTIME).
+pub fn realtime_ns() -> u64 {
+    REALTIME_AT_BOOT_NS.load(Relaxed) + monotonic_ns()
+}
+
+pub fn tick() {
+    TICKS.fetch_add(1, Relaxed);
+}
+
+pub fn ticks() -> u64 {
+    TICKS.load(Relaxed)
+}
+
+/// Resolution reported by clock_getres: the TSC clocks are nanosecond-resolution, the coarse
+/// clocks tick with the timer.
+pub fn resolution_ns(coarse: bool) -> u64 {
+    if coarse {
+        NSEC_PER_SEC / apic::HZ
+    } else {
+        1
+    }
+}
+
+/// Nanoseconds spent halted waiting for something, subtracted from CPU time.
+static IDLE_NS: AtomicU64 = AtomicU64::new(0);
+
+/// Waits, halted between timer ticks, until the clock reaches `deadline_ns`.
+/// (Blocking moves to the scheduler's wait queues with the threads issue.)
+pub fn sleep_until(clock_id: u64, deadline_ns: u64) {
+    use ktls_abi::time::{CLOCK_REALTIME, CLOCK_TAI};
+    let now = |c| {
+        if c == CLOCK_REALTIME || c == CLOCK_TAI {
+            realtime_ns()
+        } else {
+            monotonic_ns()
+        }
+    };
+    let start = monotonic_ns();
+    while now(clock_id) < deadline_ns {
+        cpu::enable_and_halt();
+    }
+    IDLE_NS.fetch_add(monotonic_ns() - start, Relaxed);
+}
+
+/// Records time spent halted in a blocking wait.
+pub fn add_idle(ns: u64) {
+    IDLE_NS.fetch_add(ns, Relaxed);
+}
+
+/// CPU time of the (only) process: time since boot minus time spent halted. Exact while one
+/// process runs; per-thread accounting comes with the scheduler.
+pub fn cpu_time_ns() -> u64 {
+    monotonic_ns().saturating_sub(IDLE_NS.load(Relaxed))
+}

@@ -1,0 +1,116 @@
+//! What happens on an interrupt or exception: timer ticks, console input, page faults (demand
+//! paging, the copy layer's fixups), and faults that end a user process or panic the kernel.
+
+use crate::arch::apic;
+use crate::arch::entry::TrapFrame;
+use crate::mm::addrspace::FaultResult;
+use crate::mm::uaccess;
+use crate::{console, process, time};
+use ktls_abi::signal::{SIGBUS, SIGFPE, SIGILL, SIGSEGV, SIGTRAP};
+
+const PF_WRITE: u64 = 1 << 1;
+const PF_USER: u64 = 1 << 2;
+const PF_FETCH: u64 = 1 << 4;
+
+#[no_mangle]
+pub extern "C" fn trap_entry(frame: &mut TrapFrame) {
+    match frame.vector {
+        14 => page_fault(frame),
+        v if v == apic::TIMER_VECTOR as u64 => {
+            time::tick();
+            apic::eoi();
+        }
+        v if v == apic::CONSOLE_VECTOR as u64 => {
+            console::on_interrupt();
+            apic::eoi();
+        }
+        v if v == apic::SPURIOUS_VECTOR as u64 => {}
+        2 => warn!("NMI at {:#x}", frame.rip),
+        v if v < 32 => exception(frame),
+        v => {
+            warn!("unexpected interrupt vector {v}");
+            apic::eoi();
+        }
+    }
+}
+
+fn page_fault(frame: &mut TrapFrame) {
+    let addr = crate::arch::cpu::read_cr2();
+    let err = frame.error_code;
+    let user_addr = uaccess::is_user_range(addr, 1);
+    if user_addr {
+        if let Some(result) = process::try_current().map(|t| {
+            t.process
+                .mm
+                .lock()
+                .handle_fault(addr, err & PF_WRITE != 0, err & PF_FETCH != 0)
+        }) {
+            if result == FaultResult::Handled {
+                return;
+            }
+        }
+    }
+    if err & PF_USER != 0 {
+        process::fatal_signal(SIGSEGV, frame);
+    }
+    if let Some(fixup) = uaccess::fixup_for(frame.rip) {
+        frame.rip = fixup;
+        return;
+    }
+    crate::panic::fault_report("page fault", frame, Some(addr));
+}
+
+fn exception(frame: &mut TrapFrame) {
+    let sig = match frame.vector {
+        0 | 16 | 19 => SIGFPE, // #DE, #MF, #XM
+        1 | 3 => SIGTRAP,      // #DB, #BP
+        4 | 5 => SIGSEGV,      // #OF, #BR
+        6 => SIGILL,           // #UD
+        7 => SIGSEGV,          // #NM: the FPU is always enabled, so this is unexpected
+        13 | 10 | 11 | 12 => SIGSEGV,
+        17 => SIGBUS, // #AC
+        _ => 0,
+    };
+    if frame.from_user() && sig != 0 {
+        process::fatal_signal(sig, frame);
+    }
+    crate::panic::fault_report(exception_name(frame.vector), frame, None);
+}
+
+pub fn exception_name(v: u64) -> &'static str {
+    const NAMES: [&str; 32] = [
+        "divide error",
+        "debug",
+        "NMI",
+        "breakpoint",
+        "overflow",
+        "bound range",
+        "invalid opcode",
+        "device not available",
+        "double fault",
+        "coprocessor overrun",
+        "invalid TSS",
+        "segment not present",
+        "stack fault",
+        "general protection fault",
+        "page fault",
+        "reserved",
+        "x87 floating point",
+        "alignment check",
+        "machine check",
+        "SIMD floating point",
+        "virtualization",
+        "control protection",
+        "reserved",
+        "reserved",
+        "reserved",
+        "reserved",
+        "reserved",
+        "reserved",
+        "hypervisor injection",
+        "VMM communication",
+        "security",
+        "reserved",
+    ];
+    NAMES.get(v as usize).copied().unwrap_or("interrupt")
+}

@@ -1,9 +1,10 @@
-//! Physical frame allocator: an intrusive free list of 4 KiB frames.
+//! Physical frame allocator for 4 KiB frames.
 //!
-//! Each free frame holds the physical address of the next free frame in its first 8 bytes
-//! (reached through the direct map), so the allocator needs no memory of its own and both
-//! allocation and freeing are O(1). The free count is what `/proc/meminfo` reports and what
-//! the leak tests compare.
+//! Frames never handed out yet are taken from the boot memory ranges with a bump pointer, so
+//! boot does not touch (and make the hypervisor back) every page of RAM. Freed frames go on
+//! an intrusive free list: each holds the physical address of the next in its first 8 bytes,
+//! reached through the direct map. Both paths are O(1) and need no memory of their own. The
+//! free count is what `/proc/meminfo` reports and what the leak tests compare.
 
 use super::{phys_to_virt, PAGE_SIZE};
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -13,11 +14,21 @@ use spin::Mutex;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Frame(pub u64);
 
+const MAX_RANGES: usize = 64;
+
 struct FreeList {
-    head: u64, // 0 = empty (frame 0 is never handed out)
+    /// Head of the list of freed frames; 0 = empty (frame 0 is never handed out).
+    head: u64,
+    /// Untouched ranges [next, end), consumed from the front.
+    ranges: [(u64, u64); MAX_RANGES],
+    nranges: usize,
 }
 
-static FREE: Mutex<FreeList> = Mutex::new(FreeList { head: 0 });
+static FREE: Mutex<FreeList> = Mutex::new(FreeList {
+    head: 0,
+    ranges: [(0, 0); MAX_RANGES],
+    nranges: 0,
+});
 static FREE_COUNT: AtomicUsize = AtomicUsize::new(0);
 static TOTAL: AtomicUsize = AtomicUsize::new(0);
 
@@ -25,22 +36,36 @@ static TOTAL: AtomicUsize = AtomicUsize::new(0);
 pub fn add_region(start: u64, end: u64) {
     let start = (start.max(PAGE_SIZE as u64) + PAGE_SIZE as u64 - 1) & !(PAGE_SIZE as u64 - 1);
     let end = end & !(PAGE_SIZE as u64 - 1);
-    let mut addr = start;
-    while addr < end {
-        free(Frame(addr));
-        TOTAL.fetch_add(1, Ordering::Relaxed);
-        addr += PAGE_SIZE as u64;
+    if end <= start {
+        return;
     }
+    let frames = ((end - start) / PAGE_SIZE as u64) as usize;
+    let mut list = FREE.lock();
+    let n = list.nranges;
+    if n == MAX_RANGES {
+        crate::warn!("too many memory ranges: {start:#x}..{end:#x} left unused");
+        return;
+    }
+    list.ranges[n] = (start, end);
+    list.nranges += 1;
+    FREE_COUNT.fetch_add(frames, Ordering::Relaxed);
+    TOTAL.fetch_add(frames, Ordering::Relaxed);
 }
 
 pub fn alloc() -> Option<Frame> {
     crate::arch::cpu::without_interrupts(|| {
         let mut list = FREE.lock();
-        if list.head == 0 {
-            return None;
-        }
-        let frame = Frame(list.head);
-        list.head = super::read_phys_u64(frame.0);
+        let frame = if list.head != 0 {
+            let f = Frame(list.head);
+            list.head = super::read_phys_u64(f.0);
+            f
+        } else {
+            let n = list.nranges;
+            let r = list.ranges[..n].iter_mut().find(|r| r.0 < r.1)?;
+            let f = Frame(r.0);
+            r.0 += PAGE_SIZE as u64;
+            f
+        };
         FREE_COUNT.fetch_sub(1, Ordering::Relaxed);
         Some(frame)
     })

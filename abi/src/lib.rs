@@ -13,6 +13,7 @@ pub mod fs;
 pub mod mm;
 pub mod poll;
 pub mod prctl;
+pub mod rseq;
 pub mod signal;
 pub mod syscall;
 pub mod time;

@@ -28,6 +28,18 @@ pub const AT_EXECFN: u64 = 31;
 pub const AT_SYSINFO_EHDR: u64 = 33;
 pub const AT_MINSIGSTKSZ: u64 = 51;
 
+/// ktls: the KTLS feature size the kernel fills (spec/ktls.md). Absent on kernels without
+/// KTLS, so getauxval() returns 0 there.
+///
+/// The keys are "KTL" in ASCII plus a small number, far above every Linux key (Linux's keys are
+/// below 64; AT_MINSIGSTKSZ = 51 is the highest on x86_64), so Linux will not collide with
+/// them. Libcs tolerate unknown keys: glibc's _dl_parse_auxv stores only keys up to
+/// AT_MINSIGSTKSZ in its table and musl's __init_libc only keys below AUX_CNT (38); both
+/// getauxval() implementations walk the whole vector and so do return these values.
+pub const AT_KTLS_FEATURE_SIZE: u64 = 0x4b54_4c00 + 1;
+/// ktls: the alignment a KTLS area needs (spec/ktls.md).
+pub const AT_KTLS_ALIGN: u64 = 0x4b54_4c00 + 2;
+
 /// AT_HWCAP2 bit: user space may use RDFSBASE/WRFSBASE/RDGSBASE/WRGSBASE.
 pub const HWCAP2_FSGSBASE: u64 = 1 << 1;
 

@@ -8,8 +8,10 @@
 #![no_std]
 
 pub mod auxv;
+pub mod clone;
 pub mod errno;
 pub mod fs;
+pub mod ktls;
 pub mod mm;
 pub mod poll;
 pub mod prctl;
@@ -19,6 +21,7 @@ pub mod syscall;
 pub mod time;
 pub mod tty;
 pub mod uts;
+pub mod vvar;
 
 pub use errno::Errno;
 

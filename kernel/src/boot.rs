@@ -1,11 +1,15 @@
-//! The boot request (spec/boot-protocol.md): kernel options from the command line, and the
-//! program to run from `/.ktls/` in the initramfs; then the first process.
+//! Kernel options from the command line, and the start of the first process from the boot
+//! request in the initramfs (spec/boot-protocol.md).
 
-use crate::arch::entry::{self, TrapFrame};
-use crate::process::{self, Process, Thread};
+use crate::arch::entry::TrapFrame;
+use crate::arch::switch;
+use crate::mm::addrspace::AddressSpace;
+use crate::process::{self, Creds, Process, ProcessParts, Thread};
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering::Relaxed;
+use spin::Mutex;
 
 /// Kernel command-line options.
 pub struct Options {
@@ -30,99 +34,103 @@ impl Options {
     }
 }
 
-/// What to run: `/.ktls/{exe,argv,envp,cwd}`.
-pub struct Request {
-    pub exe: Vec<u8>,
-    pub argv: Vec<Vec<u8>>,
-    pub envp: Vec<Vec<u8>>,
-    pub cwd: Vec<u8>,
-    pub initrd: &'static [u8],
-}
-
-/// Strings each followed by a NUL (an unterminated last one is taken as is).
-fn split_nul(data: &[u8]) -> Vec<Vec<u8>> {
-    if data.is_empty() {
-        return Vec::new();
-    }
-    let body = data.strip_suffix(&[0]).unwrap_or(data);
-    body.split(|&b| b == 0).map(|s| s.to_vec()).collect()
-}
-
-impl Request {
-    pub fn from_initramfs(initrd: &'static [u8]) -> Result<Request, String> {
-        let mut r = Request {
-            exe: Vec::new(),
-            argv: Vec::new(),
-            envp: Vec::new(),
-            cwd: b"/".to_vec(),
-            initrd,
-        };
-        let mut seen_exe = false;
-        for e in ktls_cpio::entries(initrd) {
-            let e = e.map_err(|e| alloc::format!("initramfs: {e}"))?;
-            match e.name {
-                b".ktls/exe" => {
-                    r.exe = e.data.to_vec();
-                    seen_exe = true;
-                }
-                b".ktls/argv" => r.argv = split_nul(e.data),
-                b".ktls/envp" => r.envp = split_nul(e.data),
-                b".ktls/cwd" => r.cwd = e.data.to_vec(),
-                _ => {}
-            }
-        }
-        if !seen_exe {
-            return Err("no /.ktls/exe in the initramfs".into());
-        }
-        if r.argv.is_empty() {
-            r.argv.push(r.exe.clone());
-        }
-        Ok(r)
-    }
-}
-
 /// Reports the initial process's status to the runner and stops the machine.
 pub fn finish(status: u8) -> ! {
     crate::log::write_line(format_args!("@ktls exit {status}"));
     crate::arch::cpu::qemu_exit(0)
 }
 
-/// Loads the requested program as process 1 and enters it.
-pub fn start_init(req: &Request) -> ! {
-    let name = String::from_utf8_lossy(&req.exe);
-    let Some(file) = find_file(req.initrd, &req.exe) else {
-        error!("ktls: {name}: no such file");
-        finish(127);
+/// The kernel's own process (pid 0), owner of the idle threads.
+static KERNEL_PROCESS: spin::Once<Arc<Process>> = spin::Once::new();
+
+fn kernel_process() -> Arc<Process> {
+    KERNEL_PROCESS
+        .call_once(|| {
+            let root = crate::fs::vfs().root().clone();
+            Process::new(
+                0,
+                0,
+                parts(
+                    AddressSpace::new().expect("memory for pid 0"),
+                    root,
+                    Vec::new(),
+                ),
+            )
+        })
+        .clone()
+}
+
+fn parts(mm: AddressSpace, cwd: ktls_vfs::NodeRef, exe: Vec<u8>) -> ProcessParts {
+    ProcessParts {
+        mm: Arc::new(Mutex::new(mm)),
+        files: Arc::new(Mutex::new(ktls_vfs::FdTable::new())),
+        cwd,
+        exe,
+        creds: Creds::default(),
+        sigactions: Arc::new(Mutex::new(
+            [Default::default(); ktls_abi::signal::NSIG as usize],
+        )),
+        rlimits: process::default_rlimits(),
+        umask: 0o022,
+    }
+}
+
+/// Makes the running code this CPU's idle thread and joins the scheduler.
+pub fn become_idle() {
+    crate::sched::init_cpu(Thread::new_idle(kernel_process()));
+}
+
+/// Builds the file system, loads the requested program as process 1, and starts scheduling.
+pub fn start(initrd: &'static [u8]) -> ! {
+    let req = match crate::fs::init(initrd) {
+        Ok(r) => r,
+        Err(msg) => {
+            error!("ktls: {msg}");
+            finish(126);
+        }
+    };
+    become_idle();
+    let name = String::from_utf8_lossy(&req.exe).into_owned();
+    let vfs = crate::fs::vfs();
+    let ctx = ktls_vfs::KernelContext;
+    let cwd = vfs
+        .lookup_dir(&ctx, vfs.root(), &req.cwd)
+        .unwrap_or_else(|_| vfs.root().clone());
+    let (file, abs) = match crate::fs::read_executable(&ctx, &cwd, &req.exe) {
+        Ok(f) => f,
+        Err(e) => {
+            error!("ktls: {name}: {e}");
+            finish(
+                if e == ktls_abi::Errno::ENOENT || e == ktls_abi::Errno::ENOTDIR {
+                    127
+                } else {
+                    126
+                },
+            );
+        }
     };
     let argv: Vec<&[u8]> = req.argv.iter().map(|a| a.as_slice()).collect();
     let envp: Vec<&[u8]> = req.envp.iter().map(|a| a.as_slice()).collect();
-    let creds = process::Creds::default();
-    let image = match crate::exec::load(file, &req.exe, &argv, &envp, &creds) {
+    let image = match crate::exec::load(file.bytes(), &req.exe, &argv, &envp, &Creds::default()) {
         Ok(i) => i,
         Err(e) => {
             error!("ktls: cannot run {name}: {e}");
-            finish(if e == ktls_abi::Errno::ENOENT {
-                127
-            } else {
-                126
-            });
+            finish(126);
         }
     };
     let pid = process::alloc_id();
-    let proc = Process::new(pid, 0, image.mm, req.exe.clone());
-    let thread = Thread::new(pid, proc);
-    process::switch_to(&thread);
-    info!("ktls: starting {name} (pid {pid}) at {:#x}", image.entry);
-    entry::enter_user(
+    let init = Process::new(pid, 0, parts(image.mm, cwd, abs));
+    if let Err(e) = crate::fs::open_stdio(&init) {
+        error!("ktls: cannot open the console: {e}");
+        finish(126);
+    }
+    let thread = Thread::new(pid, init);
+    let sp = switch::new_thread_stack(
         thread.kernel_stack_top(),
         &TrapFrame::new_user(image.entry, image.sp),
-    )
-}
-
-fn find_file(initrd: &'static [u8], path: &[u8]) -> Option<&'static [u8]> {
-    let want = ktls_cpio::normalize_name(path);
-    ktls_cpio::entries(initrd)
-        .flatten()
-        .find(|e| e.name == want && e.is_file())
-        .map(|e| e.data)
+    );
+    thread.saved_rsp.store(sp, Relaxed);
+    info!("ktls: starting {name} (pid {pid}) at {:#x}", image.entry);
+    crate::sched::enqueue(thread);
+    crate::sched::idle_loop()
 }

@@ -58,3 +58,14 @@ macro_rules! debug {
 macro_rules! warn {
     ($($t:tt)*) => { $crate::log::write_line(format_args!("warning: {}", format_args!($($t)*))) };
 }
+
+/// Logs a line the first time this call site runs, never again.
+#[macro_export]
+macro_rules! log_once {
+    ($($t:tt)*) => {{
+        static DONE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+        if !DONE.swap(true, core::sync::atomic::Ordering::Relaxed) {
+            $crate::log::write_line(format_args!($($t)*));
+        }
+    }};
+}

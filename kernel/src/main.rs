@@ -15,10 +15,15 @@ mod arch;
 mod boot;
 mod console;
 mod exec;
+mod fs;
+mod futex;
 mod mm;
 mod panic;
 mod process;
 mod random;
+mod sched;
+mod signal;
+mod signal_frame;
 mod syscall;
 mod time;
 mod trap;
@@ -46,6 +51,7 @@ extern "C" fn kmain(start_info_phys: u32) -> ! {
     let features = cpu::features();
     cpu::enable_features(&features, options.fsgsbase);
     mm::uaccess::init(features.smap);
+    arch::switch::init_fpu(&features);
     gdt::init_cpu(0);
     apic::init();
     time::init();
@@ -61,14 +67,7 @@ extern "C" fn kmain(start_info_phys: u32) -> ! {
         cpu::fsgsbase_enabled()
     );
 
-    let request = match boot::Request::from_initramfs(memory.initrd) {
-        Ok(r) => r,
-        Err(msg) => {
-            error!("ktls: bad boot request: {msg}");
-            boot::finish(126);
-        }
-    };
-    boot::start_init(&request)
+    boot::start(memory.initrd)
 }
 
 fn start_info(phys: u32) -> HvmStartInfo {

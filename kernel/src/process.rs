@@ -1,18 +1,23 @@
 //! Processes and threads.
 //!
 //! A `Process` owns what its threads share (address space, file table, working directory,
-//! credentials, signal actions, limits); a `Thread` owns its kernel stack and per-thread
-//! state. The running thread is found through the per-CPU block (`current()`), which holds a
-//! pointer kept alive by the thread table for as long as the thread can run.
+//! credentials, signal actions, limits, children); a `Thread` owns its kernel stack, its saved
+//! user register state and its scheduler state. vfork shares the address space between two
+//! processes and CLONE_FILES/CLONE_SIGHAND share tables, so those sit behind their own `Arc`s.
+//!
+//! The running thread is found through the per-CPU block (`current()`), which holds a pointer
+//! kept alive by the scheduler for as long as the thread is on a CPU.
 
-use crate::arch::entry::TrapFrame;
+use crate::arch::switch::FpuState;
 use crate::arch::{cpu, percpu};
 use crate::mm::addrspace::AddressSpace;
-use alloc::boxed::Box;
+use crate::sched::{self, State, WaitQueue};
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+use core::sync::atomic::{
+    AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed,
+};
 use ktls_abi::mm::{Rlimit, RLIMIT_NLIMITS, RLIMIT_NOFILE, RLIMIT_STACK, RLIM_INFINITY};
 use ktls_abi::signal::{self, KSigaction, StackT, NSIG};
 use spin::Mutex;
@@ -25,39 +30,83 @@ pub struct Creds {
     pub uid: u32,
     pub euid: u32,
     pub suid: u32,
+    pub fsuid: u32,
     pub gid: u32,
     pub egid: u32,
     pub sgid: u32,
+    pub fsgid: u32,
 }
+
+pub type SigActions = [KSigaction; NSIG as usize];
 
 pub struct Process {
     pub pid: u32,
     pub ppid: AtomicU32,
-    pub mm: Mutex<AddressSpace>,
+    pub pgid: AtomicU32,
+    pub sid: AtomicU32,
+    pub mm: Mutex<Arc<Mutex<AddressSpace>>>,
+    pub files: Mutex<Arc<Mutex<ktls_vfs::FdTable>>>,
+    pub cwd: Mutex<ktls_vfs::NodeRef>,
     pub umask: AtomicU32,
     /// Absolute path of the executable (for /proc/self/exe and AT_EXECFN).
     pub exe: Mutex<Vec<u8>>,
     pub creds: Mutex<Creds>,
-    pub sigactions: Mutex<[KSigaction; NSIG as usize]>,
+    pub sigactions: Mutex<Arc<Mutex<SigActions>>>,
     pub rlimits: Mutex<[Rlimit; RLIMIT_NLIMITS as usize]>,
+    pub threads: Mutex<Vec<Arc<Thread>>>,
+    pub children: Mutex<Vec<Arc<Process>>>,
+    /// The signal sent to the parent when this process ends (SIGCHLD usually; 0 for none).
+    pub exit_signal: AtomicU32,
+    /// Set once the process has ended: its wait status, for the parent to collect.
+    pub zombie: Mutex<Option<u32>>,
+    /// A group exit is under way (exit_group, a fatal signal, execve): its wait status.
+    pub group_exit: Mutex<Option<u32>>,
+    /// Woken when a child of this process changes state.
+    pub child_wait: WaitQueue,
+    /// For a vfork child: cleared (and `vfork_wait` woken) once it execs or exits.
+    pub vfork_parent_waiting: AtomicBool,
+    pub vfork_wait: WaitQueue,
+    /// Process-directed pending signals and their siginfo.
+    pub shared_pending: crate::signal::Pending,
 }
 
 pub struct Thread {
     pub tid: u32,
     pub process: Arc<Process>,
-    kstack: Box<[u128]>,
+    kstack: alloc::boxed::Box<[u128]>,
+    idle: bool,
+    pub state: AtomicU8,
+    /// Still running on (or being switched away from) a CPU: see `sched`.
+    pub on_cpu: AtomicBool,
+    /// In a run queue.
+    pub queued: AtomicBool,
+    /// Home CPU.
+    pub cpu: AtomicU32,
+    pub affinity: AtomicU64,
+    /// Kernel stack pointer while switched out.
+    pub saved_rsp: AtomicU64,
+    pub fs_base: AtomicU64,
+    pub gs_base: AtomicU64,
+    pub fpu: Mutex<Option<FpuState>>,
     pub sigmask: AtomicU64,
+    pub pending: crate::signal::Pending,
     pub altstack: Mutex<StackT>,
     pub clear_child_tid: AtomicU64,
     pub robust_list: AtomicU64,
     pub robust_list_len: AtomicU64,
-    /// Set when a syscall rewrote the whole user context (execve, sigreturn): the return to
-    /// user space must restore every register with iretq instead of sysretq.
+    /// Set when a syscall rewrote the whole user context (execve, sigreturn, signal delivery):
+    /// the return to user space must restore every register with iretq.
     pub full_restore: AtomicBool,
+    /// The exit code of a thread that called exit (not exit_group).
+    pub exit_code: AtomicI32,
+    /// The signal mask to restore after a sigsuspend-style wait.
+    pub restore_sigmask: Mutex<Option<u64>>,
 }
 
 static NEXT_ID: AtomicU32 = AtomicU32::new(1);
-/// Every live thread, by tid: the owner of the Arc that `current()` borrows.
+/// Every process that has not been reaped, by pid.
+static PROCESSES: Mutex<BTreeMap<u32, Arc<Process>>> = Mutex::new(BTreeMap::new());
+/// Every live thread, by tid.
 static THREADS: Mutex<BTreeMap<u32, Arc<Thread>>> = Mutex::new(BTreeMap::new());
 
 pub fn alloc_id() -> u32 {
@@ -88,29 +137,90 @@ pub fn default_rlimits() -> [Rlimit; RLIMIT_NLIMITS as usize] {
     r
 }
 
+/// What a new process starts with; `Process::new` takes it whole.
+pub struct ProcessParts {
+    pub mm: Arc<Mutex<AddressSpace>>,
+    pub files: Arc<Mutex<ktls_vfs::FdTable>>,
+    pub cwd: ktls_vfs::NodeRef,
+    pub exe: Vec<u8>,
+    pub creds: Creds,
+    pub sigactions: Arc<Mutex<SigActions>>,
+    pub rlimits: [Rlimit; RLIMIT_NLIMITS as usize],
+    pub umask: u32,
+}
+
 impl Process {
-    pub fn new(pid: u32, ppid: u32, mm: AddressSpace, exe: Vec<u8>) -> Arc<Self> {
-        Arc::new(Process {
+    pub fn new(pid: u32, ppid: u32, parts: ProcessParts) -> Arc<Self> {
+        let p = Arc::new(Process {
             pid,
             ppid: AtomicU32::new(ppid),
-            mm: Mutex::new(mm),
-            umask: AtomicU32::new(0o022),
-            exe: Mutex::new(exe),
-            creds: Mutex::new(Creds::default()),
-            sigactions: Mutex::new([KSigaction::default(); NSIG as usize]),
-            rlimits: Mutex::new(default_rlimits()),
-        })
+            pgid: AtomicU32::new(pid),
+            sid: AtomicU32::new(pid),
+            mm: Mutex::new(parts.mm),
+            files: Mutex::new(parts.files),
+            cwd: Mutex::new(parts.cwd),
+            umask: AtomicU32::new(parts.umask),
+            exe: Mutex::new(parts.exe),
+            creds: Mutex::new(parts.creds),
+            sigactions: Mutex::new(parts.sigactions),
+            rlimits: Mutex::new(parts.rlimits),
+            threads: Mutex::new(Vec::new()),
+            children: Mutex::new(Vec::new()),
+            exit_signal: AtomicU32::new(signal::SIGCHLD),
+            zombie: Mutex::new(None),
+            group_exit: Mutex::new(None),
+            child_wait: WaitQueue::new(),
+            vfork_parent_waiting: AtomicBool::new(false),
+            vfork_wait: WaitQueue::new(),
+            shared_pending: crate::signal::Pending::new(),
+        });
+        if pid != 0 {
+            PROCESSES.lock().insert(pid, p.clone());
+        }
+        p
+    }
+
+    /// The address space (shared with a vfork parent until exec or exit).
+    pub fn mm(&self) -> Arc<Mutex<AddressSpace>> {
+        self.mm.lock().clone()
+    }
+
+    pub fn files(&self) -> Arc<Mutex<ktls_vfs::FdTable>> {
+        self.files.lock().clone()
+    }
+
+    pub fn sigactions(&self) -> Arc<Mutex<SigActions>> {
+        self.sigactions.lock().clone()
+    }
+
+    pub fn thread_count(&self) -> usize {
+        self.threads.lock().len()
+    }
+
+    pub fn is_exiting(&self) -> bool {
+        self.group_exit.lock().is_some()
     }
 }
 
 impl Thread {
-    pub fn new(tid: u32, process: Arc<Process>) -> Arc<Self> {
+    fn build(tid: u32, process: Arc<Process>, idle: bool) -> Thread {
         let words = KERNEL_STACK_SIZE / core::mem::size_of::<u128>();
-        let t = Arc::new(Thread {
+        Thread {
             tid,
             process,
             kstack: alloc::vec![0u128; words].into_boxed_slice(),
+            idle,
+            state: AtomicU8::new(State::Blocked as u8),
+            on_cpu: AtomicBool::new(false),
+            queued: AtomicBool::new(false),
+            cpu: AtomicU32::new(0),
+            affinity: AtomicU64::new(u64::MAX),
+            saved_rsp: AtomicU64::new(0),
+            fs_base: AtomicU64::new(0),
+            gs_base: AtomicU64::new(0),
+            fpu: Mutex::new(None),
             sigmask: AtomicU64::new(0),
+            pending: crate::signal::Pending::new(),
             altstack: Mutex::new(StackT {
                 ss_flags: signal::SS_DISABLE,
                 ..Default::default()
@@ -119,14 +229,69 @@ impl Thread {
             robust_list: AtomicU64::new(0),
             robust_list_len: AtomicU64::new(0),
             full_restore: AtomicBool::new(false),
-        });
+            exit_code: AtomicI32::new(0),
+            restore_sigmask: Mutex::new(None),
+        }
+    }
+
+    /// A user thread of `process`, registered in the thread table and the process.
+    pub fn new(tid: u32, process: Arc<Process>) -> Arc<Self> {
+        let t = Arc::new(Self::build(tid, process.clone(), false));
+        *t.fpu.lock() = Some(FpuState::new_from_current());
         THREADS.lock().insert(tid, t.clone());
+        process.threads.lock().push(t.clone());
         t
+    }
+
+    /// The idle thread of a CPU (never in a run queue, never in user mode).
+    pub fn new_idle(process: Arc<Process>) -> Arc<Self> {
+        Arc::new(Self::build(0, process, true))
+    }
+
+    pub fn is_idle(&self) -> bool {
+        self.idle
+    }
+
+    pub fn state(&self) -> State {
+        State::from_u8(self.state.load(Relaxed))
+    }
+
+    pub fn set_state(&self, s: State) {
+        self.state.store(s as u8, Relaxed);
     }
 
     /// One past the highest byte of this thread's kernel stack (16-byte aligned).
     pub fn kernel_stack_top(&self) -> u64 {
         self.kstack.as_ptr() as u64 + (self.kstack.len() * 16) as u64
+    }
+
+    /// Where entry code saves this thread's user context: the top of its kernel stack.
+    pub fn user_frame_addr(&self) -> u64 {
+        self.kernel_stack_top() - core::mem::size_of::<crate::arch::entry::TrapFrame>() as u64
+    }
+
+    /// Saves the user FS/GS bases and FPU state of the thread leaving the CPU.
+    pub fn save_user_state(&self) {
+        if self.idle {
+            return;
+        }
+        self.fs_base.store(cpu::user_fs_base(), Relaxed);
+        self.gs_base.store(cpu::user_gs_base(), Relaxed);
+        if let Some(f) = self.fpu.lock().as_mut() {
+            f.save();
+        }
+    }
+
+    /// Loads them for the thread entering the CPU.
+    pub fn restore_user_state(&self) {
+        if self.idle {
+            return;
+        }
+        cpu::set_user_fs_base(self.fs_base.load(Relaxed));
+        cpu::set_user_gs_base(self.gs_base.load(Relaxed));
+        if let Some(f) = self.fpu.lock().as_mut() {
+            f.restore();
+        }
     }
 }
 
@@ -136,41 +301,183 @@ pub fn current() -> &'static Thread {
 }
 
 pub fn try_current() -> Option<&'static Thread> {
-    let p = percpu::get().current_raw() as *const Thread;
-    // SAFETY: the per-CPU pointer is set by `switch_to` from an Arc held in THREADS, which
-    // keeps the thread alive until it has exited and been switched away from for good.
-    (!p.is_null()).then(|| unsafe { &*p })
+    current_ptr::get()
+}
+
+/// The running thread as a counted reference (for queues and tables).
+pub fn current_arc() -> Arc<Thread> {
+    current_ptr::get_arc().expect("no current thread")
 }
 
 /// Makes `t` the running thread on this CPU: its address space, kernel stack and identity.
 pub fn switch_to(t: &Arc<Thread>) {
     let pc = percpu::get();
-    pc.set_current_raw(Arc::as_ptr(t) as u64);
+    current_ptr::set(t);
     pc.set_kernel_stack(t.kernel_stack_top());
-    t.process.mm.lock().activate();
+    t.process.mm().lock().activate();
 }
 
-/// Ends the whole process (exit_group) with a wait status.
+pub fn find_process(pid: u32) -> Option<Arc<Process>> {
+    PROCESSES.lock().get(&pid).cloned()
+}
+
+pub fn find_thread(tid: u32) -> Option<Arc<Thread>> {
+    THREADS.lock().get(&tid).cloned()
+}
+
+pub fn all_processes() -> Vec<Arc<Process>> {
+    PROCESSES.lock().values().cloned().collect()
+}
+
+/// Ends the calling thread. The last thread of a process ends the process: its resources are
+/// released, its children go to init, and its parent is told. Never returns.
+pub fn exit_thread(code: i32) -> ! {
+    let t = current_arc();
+    let p = t.process.clone();
+    t.exit_code.store(code, Relaxed);
+    crate::futex::thread_exit_cleanup(&t);
+    THREADS.lock().remove(&t.tid);
+    let last = {
+        let mut threads = p.threads.lock();
+        threads.retain(|x| !Arc::ptr_eq(x, &t));
+        threads.is_empty()
+    };
+    if last {
+        let wstatus = p
+            .group_exit
+            .lock()
+            .unwrap_or(signal::wstatus_exited(code as u8));
+        exit_process(&p, wstatus);
+    }
+    drop(p);
+    t.set_state(State::Dead);
+    drop(t);
+    sched::schedule();
+    unreachable!("a dead thread was scheduled");
+}
+
+/// Starts a group exit with `wstatus` (first one wins), tells the other threads, and ends the
+/// caller.
 pub fn exit_group(wstatus: u32) -> ! {
     let t = current();
-    let pid = t.process.pid;
-    debug!("process {pid} exits with wait status {wstatus:#x}");
-    if pid == 1 {
-        // The initial process is the whole run: report its status to the runner and stop.
-        crate::log::write_line(format_args!("@ktls exit {}", signal::shell_status(wstatus)));
-        cpu::qemu_exit(0);
+    {
+        let mut g = t.process.group_exit.lock();
+        if g.is_none() {
+            *g = Some(wstatus);
+        }
     }
-    panic!("process {pid} exited, but only the initial process is supported so far");
+    kill_other_threads(&t.process, t.tid);
+    exit_thread(0)
 }
 
-/// A fault in user mode with no way to deliver the signal: the process dies of it.
-pub fn fatal_signal(sig: u32, frame: &TrapFrame) -> ! {
-    debug!(
-        "pid {}: fatal signal {sig} at rip {:#x} (vector {}, error {:#x})",
-        current().process.pid,
-        frame.rip,
-        frame.vector,
-        frame.error_code
+/// Makes every other thread of `p` exit at its next return to user space (or now, if it is
+/// blocked).
+pub fn kill_other_threads(p: &Arc<Process>, except_tid: u32) {
+    let others: Vec<Arc<Thread>> = p
+        .threads
+        .lock()
+        .iter()
+        .filter(|x| x.tid != except_tid)
+        .cloned()
+        .collect();
+    for o in others {
+        o.pending.add(signal::SIGKILL, None);
+        sched::wake(&o);
+        crate::arch::apic::kick_cpu(o.cpu.load(Relaxed));
+    }
+}
+
+fn exit_process(p: &Arc<Process>, wstatus: u32) {
+    debug!("process {} exits with wait status {wstatus:#x}", p.pid);
+    // Release what the process holds: files (pipe ends close), the address space.
+    let files = core::mem::replace(
+        &mut *p.files.lock(),
+        Arc::new(Mutex::new(ktls_vfs::FdTable::new())),
     );
-    exit_group(signal::wstatus_signaled(sig))
+    drop(files);
+    release_vfork_parent(p);
+    if p.pid == 1 {
+        // The initial process is the whole run: report its status to the runner and stop.
+        crate::boot::finish(signal::shell_status(wstatus));
+    }
+    // Orphans go to init.
+    let orphans: Vec<Arc<Process>> = core::mem::take(&mut *p.children.lock());
+    if !orphans.is_empty() {
+        if let Some(init) = find_process(1) {
+            for c in orphans {
+                c.ppid.store(1, Relaxed);
+                let zombie = c.zombie.lock().is_some();
+                init.children.lock().push(c);
+                if zombie {
+                    init.child_wait.wake_all();
+                }
+            }
+        }
+    }
+    *p.zombie.lock() = Some(wstatus);
+    let parent = find_process(p.ppid.load(Relaxed));
+    if let Some(parent) = parent {
+        let sig = p.exit_signal.load(Relaxed);
+        if sig != 0 {
+            crate::signal::send_to_process(
+                &parent,
+                sig,
+                Some(crate::signal::SigInfo::child(p.pid, wstatus)),
+            );
+        }
+        parent.child_wait.wake_all();
+    }
+}
+
+/// A vfork child that execs or exits lets its parent go on.
+pub fn release_vfork_parent(p: &Process) {
+    if p.vfork_parent_waiting.swap(false, Relaxed) {
+        p.vfork_wait.wake_all();
+    }
+}
+
+/// Removes a reaped zombie from the tables.
+pub fn reap(parent: &Process, child: &Arc<Process>) {
+    parent.children.lock().retain(|c| !Arc::ptr_eq(c, child));
+    PROCESSES.lock().remove(&child.pid);
+}
+
+/// The per-CPU "current thread" pointer: one counted reference to the running thread is held
+/// in the per-CPU block (taken in `set`, released when replaced).
+mod current_ptr {
+    use super::Thread;
+    use crate::arch::percpu;
+    use alloc::sync::Arc;
+
+    pub fn set(t: &Arc<Thread>) {
+        let new = Arc::into_raw(t.clone()) as u64;
+        let old = percpu::get().current_raw();
+        percpu::get().set_current_raw(new);
+        if old != 0 {
+            // SAFETY: `old` came from Arc::into_raw in an earlier `set` and is released once.
+            // The scheduler's queue still holds the thread across the switch, so this is
+            // never the last reference while the thread's stack is in use.
+            drop(unsafe { Arc::from_raw(old as *const Thread) });
+        }
+    }
+
+    pub fn get() -> Option<&'static Thread> {
+        let p = percpu::get().current_raw() as *const Thread;
+        // SAFETY: the per-CPU block owns a counted reference to this thread (see `set`), which
+        // lives at least until another thread becomes current on this CPU, i.e. longer than
+        // any use by the running thread itself.
+        (!p.is_null()).then(|| unsafe { &*p })
+    }
+
+    pub fn get_arc() -> Option<Arc<Thread>> {
+        let p = percpu::get().current_raw() as *const Thread;
+        if p.is_null() {
+            return None;
+        }
+        // SAFETY: as for `get`; the new reference is counted.
+        unsafe {
+            Arc::increment_strong_count(p);
+            Some(Arc::from_raw(p))
+        }
+    }
 }

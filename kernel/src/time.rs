@@ -48,24 +48,6 @@ pub fn resolution_ns(coarse: bool) -> u64 {
 /// Nanoseconds spent halted waiting for something, subtracted from CPU time.
 static IDLE_NS: AtomicU64 = AtomicU64::new(0);
 
-/// Waits, halted between timer ticks, until the clock reaches `deadline_ns`.
-/// (Blocking moves to the scheduler's wait queues with the threads issue.)
-pub fn sleep_until(clock_id: u64, deadline_ns: u64) {
-    use ktls_abi::time::{CLOCK_REALTIME, CLOCK_TAI};
-    let now = |c| {
-        if c == CLOCK_REALTIME || c == CLOCK_TAI {
-            realtime_ns()
-        } else {
-            monotonic_ns()
-        }
-    };
-    let start = monotonic_ns();
-    while now(clock_id) < deadline_ns {
-        cpu::enable_and_halt();
-    }
-    IDLE_NS.fetch_add(monotonic_ns() - start, Relaxed);
-}
-
 /// Records time spent halted in a blocking wait.
 pub fn add_idle(ns: u64) {
     IDLE_NS.fetch_add(ns, Relaxed);

@@ -5,6 +5,7 @@ use crate::arch::apic;
 use crate::arch::entry::TrapFrame;
 use crate::mm::addrspace::FaultResult;
 use crate::mm::uaccess;
+use crate::signal::{self, SigInfo, SEGV_ACCERR, SEGV_MAPERR};
 use crate::{console, process, time};
 use ktls_abi::signal::{SIGBUS, SIGFPE, SIGILL, SIGSEGV, SIGTRAP};
 
@@ -14,15 +15,25 @@ const PF_FETCH: u64 = 1 << 4;
 
 #[no_mangle]
 pub extern "C" fn trap_entry(frame: &mut TrapFrame) {
+    dispatch(frame);
+    if frame.from_user() {
+        crate::syscall::exit_to_user(frame);
+    }
+}
+
+fn dispatch(frame: &mut TrapFrame) {
     match frame.vector {
         14 => page_fault(frame),
         v if v == apic::TIMER_VECTOR as u64 => {
             time::tick();
             apic::eoi();
+            crate::sched::tick(time::monotonic_ns());
         }
+        v if v == apic::RESCHED_VECTOR as u64 => apic::eoi(),
         v if v == apic::CONSOLE_VECTOR as u64 => {
             console::on_interrupt();
             apic::eoi();
+            crate::fs::console_input_arrived();
         }
         v if v == apic::SPURIOUS_VECTOR as u64 => {}
         2 => warn!("NMI at {:#x}", frame.rip),
@@ -37,21 +48,26 @@ pub extern "C" fn trap_entry(frame: &mut TrapFrame) {
 fn page_fault(frame: &mut TrapFrame) {
     let addr = crate::arch::cpu::read_cr2();
     let err = frame.error_code;
-    let user_addr = uaccess::is_user_range(addr, 1);
-    if user_addr {
-        if let Some(result) = process::try_current().map(|t| {
-            t.process
-                .mm
+    let mut result = FaultResult::Unmapped;
+    if uaccess::is_user_range(addr, 1) {
+        if let Some(t) = process::try_current() {
+            let mm = t.process.mm();
+            result = mm
                 .lock()
-                .handle_fault(addr, err & PF_WRITE != 0, err & PF_FETCH != 0)
-        }) {
+                .handle_fault(addr, err & PF_WRITE != 0, err & PF_FETCH != 0);
             if result == FaultResult::Handled {
                 return;
             }
         }
     }
     if err & PF_USER != 0 {
-        process::fatal_signal(SIGSEGV, frame);
+        let code = if result == FaultResult::Forbidden {
+            SEGV_ACCERR
+        } else {
+            SEGV_MAPERR
+        };
+        signal::force_fault(SIGSEGV, SigInfo::fault(SIGSEGV, code, addr), frame);
+        return;
     }
     if let Some(fixup) = uaccess::fixup_for(frame.rip) {
         frame.rip = fixup;
@@ -72,7 +88,15 @@ fn exception(frame: &mut TrapFrame) {
         _ => 0,
     };
     if frame.from_user() && sig != 0 {
-        process::fatal_signal(sig, frame);
+        // si_code for the common cases: SEGV_MAPERR-ish 0 means "sent by the kernel" here.
+        let info = SigInfo {
+            signo: sig,
+            code: 0x80,
+            addr: frame.rip,
+            ..Default::default()
+        };
+        signal::force_fault(sig, info, frame);
+        return;
     }
     crate::panic::fault_report(exception_name(frame.vector), frame, None);
 }

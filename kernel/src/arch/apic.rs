@@ -17,6 +17,11 @@ const REG_TIMER_DIV: u64 = 0x3e0;
 pub const TIMER_VECTOR: u8 = 0x20;
 pub const CONSOLE_VECTOR: u8 = 0x24;
 pub const SPURIOUS_VECTOR: u8 = 0xff;
+/// IPI that makes a CPU look at its run queue (and at pending signals of its thread).
+pub const RESCHED_VECTOR: u8 = 0xf0;
+const REG_ID: u64 = 0x20;
+const REG_ICR_LOW: u64 = 0x300;
+const REG_ICR_HIGH: u64 = 0x310;
 /// Timer interrupts per second.
 pub const HZ: u64 = 100;
 
@@ -38,6 +43,39 @@ fn lapic_write(reg: u64, v: u32) {
 fn lapic_read(reg: u64) -> u32 {
     // SAFETY: as for lapic_write.
     unsafe { mmio(LAPIC_PHYS, reg).read_volatile() }
+}
+
+/// This CPU's local APIC ID.
+pub fn id() -> u32 {
+    lapic_read(REG_ID) >> 24
+}
+
+/// Sends a fixed interrupt `vector` to the CPU with APIC ID `apic_id`.
+pub fn send_ipi(apic_id: u32, vector: u8) {
+    cpu::without_interrupts(|| {
+        lapic_write(REG_ICR_HIGH, apic_id << 24);
+        lapic_write(REG_ICR_LOW, vector as u32);
+        while lapic_read(REG_ICR_LOW) & (1 << 12) != 0 {
+            core::hint::spin_loop();
+        }
+    });
+}
+
+/// Sends INIT or STARTUP (`kind` = 5 or 6, with `vector` the start page) to `apic_id`.
+pub fn send_startup_ipi(apic_id: u32, kind: u32, vector: u8) {
+    lapic_write(REG_ICR_HIGH, apic_id << 24);
+    lapic_write(REG_ICR_LOW, (kind << 8) | (1 << 14) | vector as u32);
+    while lapic_read(REG_ICR_LOW) & (1 << 12) != 0 {
+        core::hint::spin_loop();
+    }
+}
+
+/// Makes the CPU with scheduler index `cpu` (= APIC ID) enter the kernel soon, e.g. to
+/// notice a signal for the thread it runs. Nothing to do for this CPU.
+pub fn kick_cpu(cpu_index: u32) {
+    if cpu_index != crate::arch::percpu::get().cpu_id() {
+        send_ipi(cpu_index, RESCHED_VECTOR);
+    }
 }
 
 pub fn eoi() {
@@ -75,7 +113,7 @@ fn calibrate(ms: u64) -> (u64, u64) {
 }
 
 /// Masks the legacy PICs, enables the local APIC, calibrates, starts the periodic timer and
-/// routes the console's IRQ 4 through the I/O APIC.
+/// routes the console's IRQ 4 through the I/O APIC (boot CPU).
 pub fn init() {
     outb(0x21, 0xff);
     outb(0xa1, 0xff);
@@ -84,10 +122,20 @@ pub fn init() {
     TSC_HZ.store(tsc_hz, Relaxed);
     let period = (apic_hz / HZ).clamp(1000, u32::MAX as u64) as u32;
     APIC_TICKS_PER_PERIOD.store(period, Relaxed);
+    start_timer();
+    route_ioapic(4, CONSOLE_VECTOR);
+}
+
+/// Enables this CPU's local APIC and its periodic timer with the boot CPU's calibration.
+pub fn init_secondary() {
+    lapic_write(REG_SVR, 0x100 | SPURIOUS_VECTOR as u32);
+    start_timer();
+}
+
+fn start_timer() {
     lapic_write(REG_TIMER_DIV, 0xb);
     lapic_write(REG_LVT_TIMER, (1 << 17) | TIMER_VECTOR as u32); // periodic
-    lapic_write(REG_TIMER_INIT, period);
-    route_ioapic(4, CONSOLE_VECTOR);
+    lapic_write(REG_TIMER_INIT, APIC_TICKS_PER_PERIOD.load(Relaxed));
 }
 
 fn route_ioapic(gsi: u32, vector: u8) {

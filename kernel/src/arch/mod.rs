@@ -11,3 +11,4 @@ pub mod percpu;
 pub mod port;
 pub mod rtc;
 pub mod serial;
+pub mod switch;

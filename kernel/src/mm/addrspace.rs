@@ -382,6 +382,58 @@ impl AddressSpace {
         }
     }
 
+    /// Every mapped user page: (address, frame, flags), found by walking only the present
+    /// entries of the page tables.
+    fn mapped_pages(&self) -> alloc::vec::Vec<(u64, Frame, F)> {
+        let mut out = alloc::vec::Vec::new();
+        let pml4 = table_at(self.pml4.0);
+        for (i4, e4) in pml4.iter().enumerate().take(256) {
+            if !e4.flags().contains(F::PRESENT) {
+                continue;
+            }
+            for (i3, e3) in table_at(e4.addr().as_u64()).iter().enumerate() {
+                if !e3.flags().contains(F::PRESENT) {
+                    continue;
+                }
+                for (i2, e2) in table_at(e3.addr().as_u64()).iter().enumerate() {
+                    if !e2.flags().contains(F::PRESENT) {
+                        continue;
+                    }
+                    for (i1, e1) in table_at(e2.addr().as_u64()).iter().enumerate() {
+                        if e1.flags().contains(F::PRESENT) {
+                            let addr = ((i4 as u64) << 39)
+                                | ((i3 as u64) << 30)
+                                | ((i2 as u64) << 21)
+                                | ((i1 as u64) << 12);
+                            out.push((addr, Frame(e1.addr().as_u64()), e1.flags()));
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// A copy of this address space for fork: the same VMAs and break, and a private copy of
+    /// every page mapped now (pages not yet touched stay demand-zero in both).
+    pub fn duplicate(&self) -> Result<AddressSpace, Errno> {
+        let mut new = AddressSpace::new()?;
+        new.vmas = self.vmas.clone();
+        new.brk_start = self.brk_start;
+        new.brk = self.brk;
+        for (addr, frame, _) in self.mapped_pages() {
+            let prot = self.find_vma(addr).map_or(PROT_READ, |v| v.prot);
+            let nf = new.populate(addr, prot)?;
+            super::frame_bytes_mut(nf).copy_from_slice(super::frame_bytes_mut(frame));
+        }
+        Ok(new)
+    }
+
+    /// Pages of user memory in use (resident), for accounting.
+    pub fn resident_pages(&self) -> usize {
+        self.mapped_pages().len()
+    }
+
     pub fn is_free(&self, start: u64, end: u64) -> bool {
         start >= USER_BOTTOM && end <= USER_TOP && !self.overlaps(start, end)
     }

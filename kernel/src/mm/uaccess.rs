@@ -41,10 +41,35 @@ ktls_copy_user_fixup:
     ret
     .popsection
 
+    // rdi = user address (4-aligned), esi = expected, edx = new value, rcx = where to store
+    // the value found; returns 0 on success (stored or not), 1 on a fault.
+    .global ktls_cmpxchg_user_u32
+ktls_cmpxchg_user_u32:
+    mov eax, esi
+    cmp byte ptr [rip + {smap}], 0
+    je 5f
+    stac
+5:
+ktls_cmpxchg_user_insn:
+    lock cmpxchg dword ptr [rdi], edx
+    mov dword ptr [rcx], eax
+    xor eax, eax
+    jmp 6f
+ktls_cmpxchg_user_fixup:
+    mov eax, 1
+6:
+    cmp byte ptr [rip + {smap}], 0
+    je 7f
+    clac
+7:
+    ret
+
     .pushsection .ex_table, "a"
     .balign 8
     .quad ktls_copy_user_insn
     .quad ktls_copy_user_fixup
+    .quad ktls_cmpxchg_user_insn
+    .quad ktls_cmpxchg_user_fixup
     .popsection
     "#,
     smap = sym KTLS_UACCESS_SMAP,
@@ -52,6 +77,7 @@ ktls_copy_user_fixup:
 
 extern "C" {
     fn ktls_copy_user(dst: *mut u8, src: *const u8, len: usize) -> usize;
+    fn ktls_cmpxchg_user_u32(addr: u64, expected: u32, new: u32, found: *mut u32) -> u32;
     static __ex_table_start: [u64; 0];
     static __ex_table_end: [u64; 0];
 }
@@ -131,6 +157,22 @@ pub fn copy_from_user_partial(dst: &mut [u8], src: u64) -> usize {
         Ok(()) => dst.len(),
         Err(done) => done,
     }
+}
+
+/// Atomically replaces the u32 at user address `addr` with `new` if it holds `expected`;
+/// returns the value found there (equal to `expected` when the swap happened).
+pub fn cmpxchg_user_u32(addr: u64, expected: u32, new: u32) -> Result<u32, Errno> {
+    if addr % 4 != 0 || !is_user_range(addr, 4) {
+        return Err(Errno::EFAULT);
+    }
+    let mut found = 0u32;
+    // SAFETY: the address is a checked, aligned user address; a fault on it is caught by the
+    // exception table and reported as 1; `found` is a kernel local.
+    let faulted = unsafe { ktls_cmpxchg_user_u32(addr, expected, new, &mut found) };
+    if faulted != 0 {
+        return Err(Errno::EFAULT);
+    }
+    Ok(found)
 }
 
 /// A typed user pointer: reads and writes whole values through the copy layer.

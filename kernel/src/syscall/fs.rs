@@ -1,34 +1,646 @@
-//! File syscalls, interim: writes to fds 1 and 2 reach the console; every other file call
-//! is ENOSYS (logged once) until the VFS (`ktls-vfs`) is wired in.
+//! File syscalls: the user-memory side of the VFS. Paths and buffers are copied through the
+//! copy layer; everything about files themselves is `ktls-vfs`'s, which never blocks: reads
+//! and writes that would block go through `fs::blocking`.
+
 use super::SysResult;
+use crate::fs::{blocking, vfs, Ctx, FileBytes};
+use crate::mm::uaccess::{self, copy_from_user_partial, copy_to_user_partial, read_cstr, UserPtr};
+use crate::process::{current, Process};
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::Ordering::Relaxed;
+use ktls_abi::fs::*;
+use ktls_abi::poll::PollFd;
+use ktls_abi::signal::{SigSet, SIGPIPE, SIGSET_SIZE, UNBLOCKABLE};
+use ktls_abi::time::Timespec;
 use ktls_abi::Errno;
-pub fn read(_fd: u64, _b: u64, _l: u64) -> SysResult {
-    super::unimplemented_syscall(super::current_nr())
+use ktls_vfs::{NodeRef, OpenFile, PollEvents};
+
+/// Bytes moved per step between user memory and a file.
+const CHUNK: usize = 64 * 1024;
+/// Linux caps one read or write at MAX_RW_COUNT.
+const MAX_RW_COUNT: u64 = 0x7fff_f000;
+
+fn me() -> Arc<Process> {
+    current().process.clone()
 }
-pub fn write(fd: u64, buf: u64, len: u64) -> SysResult {
-    let mut k = alloc::vec![0u8; len.min(65536) as usize];
-    crate::mm::uaccess::copy_from_user(&mut k, buf)?;
-    crate::console::write(&k, fd == 2);
-    Ok(k.len() as u64)
+
+fn file(fd: u64) -> Result<Arc<OpenFile>, Errno> {
+    let fd = i32::try_from(fd as i64).map_err(|_| Errno::EBADF)?;
+    current().process.files().lock().get(fd)
 }
-macro_rules! enosys { ($($n:ident($($a:ident),*));*;) => { $(pub fn $n($($a: u64),*) -> SysResult { $(let _ = $a;)* super::unimplemented_syscall(super::current_nr()) })* } }
-enosys! {
-    openat(a,b,c,d); close(a); fstatat(a,b,c,d); fstat(a,b); lseek(a,b,c); ioctl(a,b,c); pread(a,b,c,d); pwrite(a,b,c,d);
-    readv(a,b,c); faccessat(a,b,c,d); pipe2(a,b); dup(a); dup2(a,b); fcntl(a,b,c); getcwd(a,b); chdir(a); fchdir(a);
-    renameat(a,b,c,d); mkdirat(a,b,c); unlinkat(a,b,c); symlinkat(a,b,c); readlinkat(a,b,c,d); getdents64(a,b,c);
-    ppoll(a,b,c,d,e); dup3(a,b,c); statx(a,b,c,d,e);
+
+fn path_arg(ptr: u64) -> Result<Vec<u8>, Errno> {
+    read_cstr(ptr, PATH_MAX)
 }
-pub fn writev(fd: u64, iov: u64, n: u64) -> SysResult {
-    let mut total = 0;
-    for i in 0..n {
-        let v = crate::mm::uaccess::UserPtr::<ktls_abi::fs::Iovec>::new(iov + i * 16).read()?;
-        total += write(fd, v.iov_base, v.iov_len)?;
+
+/// The directory a relative path starts from: the cwd for AT_FDCWD, else the dirfd's node.
+fn start_dir(p: &Process, dirfd: u64) -> Result<NodeRef, Errno> {
+    if dirfd as i32 == AT_FDCWD {
+        return Ok(p.cwd.lock().clone());
     }
-    Ok(total)
+    let f = file(dirfd)?;
+    Ok(f.node().clone())
 }
-pub fn poll(_a: u64, _b: u64, _c: i64) -> SysResult {
-    super::unimplemented_syscall(super::current_nr())
+
+/// Resolves (dirfd, path, follow) with AT_EMPTY_PATH handling.
+fn resolve(
+    p: &Process,
+    dirfd: u64,
+    path: &[u8],
+    follow: bool,
+    empty_ok: bool,
+) -> Result<NodeRef, Errno> {
+    if path.is_empty() {
+        if !empty_ok {
+            return Err(Errno::ENOENT);
+        }
+        return start_dir(p, dirfd);
+    }
+    let start = start_dir(p, dirfd)?;
+    vfs().lookup(&Ctx::of(p), &start, path, follow)
 }
-pub fn mappable_file(_fd: u64, _p: u64, _f: u64) -> Result<&'static [u8], Errno> {
-    Err(Errno::EBADF)
+
+fn send_sigpipe<T>(r: Result<T, Errno>) -> Result<T, Errno> {
+    if r.as_ref().err() == Some(&Errno::EPIPE) {
+        crate::signal::send_to_thread(&crate::process::current_arc(), SIGPIPE, None);
+    }
+    r
+}
+
+pub fn read(fd: u64, buf: u64, len: u64) -> SysResult {
+    let f = file(fd)?;
+    read_file(&f, buf, len.min(MAX_RW_COUNT), None)
+}
+
+/// Reads into user memory; `offset` for pread. Regular files are read until `len` or the end;
+/// anything else returns after the first read that gets data (after blocking for it).
+fn read_file(f: &OpenFile, buf: u64, len: u64, offset: Option<i64>) -> SysResult {
+    if !f.is_readable() {
+        return Err(Errno::EBADF);
+    }
+    if f.node().is_dir() {
+        return Err(Errno::EISDIR);
+    }
+    if !uaccess::is_user_range(buf, len as usize) {
+        return Err(Errno::EFAULT);
+    }
+    let regular = f.node().is_regular();
+    let mut kbuf = alloc::vec![0u8; (len as usize).min(CHUNK)];
+    let mut done = 0u64;
+    while done < len {
+        let want = ((len - done) as usize).min(kbuf.len());
+        let n = match offset {
+            Some(off) => f.pread(&mut kbuf[..want], off + done as i64)?,
+            None if done == 0 => blocking(f, PollEvents::READABLE, || f.read(&mut kbuf[..want]))?,
+            None => f.read(&mut kbuf[..want])?,
+        };
+        if n == 0 {
+            break;
+        }
+        let copied = copy_to_user_partial(buf + done, &kbuf[..n]);
+        done += copied as u64;
+        if copied < n {
+            return if done == 0 {
+                Err(Errno::EFAULT)
+            } else {
+                Ok(done)
+            };
+        }
+        if !regular || n < want {
+            break;
+        }
+    }
+    Ok(done)
+}
+
+pub fn write(fd: u64, buf: u64, len: u64) -> SysResult {
+    let f = file(fd)?;
+    send_sigpipe(write_file(&f, buf, len.min(MAX_RW_COUNT), None))
+}
+
+fn write_file(f: &OpenFile, buf: u64, len: u64, offset: Option<i64>) -> SysResult {
+    if !f.is_writable() {
+        return Err(Errno::EBADF);
+    }
+    if !uaccess::is_user_range(buf, len as usize) {
+        return Err(Errno::EFAULT);
+    }
+    let mut kbuf = alloc::vec![0u8; (len as usize).min(CHUNK)];
+    let mut done = 0u64;
+    while done < len {
+        let want = ((len - done) as usize).min(kbuf.len());
+        let got = copy_from_user_partial(&mut kbuf[..want], buf + done);
+        if got == 0 {
+            return if done == 0 {
+                Err(Errno::EFAULT)
+            } else {
+                Ok(done)
+            };
+        }
+        let mut off = 0;
+        while off < got {
+            let r = match offset {
+                Some(o) => f.pwrite(&kbuf[off..got], o + (done + off as u64) as i64),
+                None => blocking(f, PollEvents::WRITABLE, || f.write(&kbuf[off..got])),
+            };
+            match r {
+                Ok(n) => off += n,
+                Err(e) if done + off as u64 > 0 && e != Errno::EFAULT => {
+                    return Ok(done + off as u64)
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        done += got as u64;
+        if got < want {
+            return Ok(done);
+        }
+    }
+    Ok(done)
+}
+
+pub fn pread(fd: u64, buf: u64, len: u64, off: u64) -> SysResult {
+    let f = file(fd)?;
+    if (off as i64) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    read_file(&f, buf, len.min(MAX_RW_COUNT), Some(off as i64))
+}
+
+pub fn pwrite(fd: u64, buf: u64, len: u64, off: u64) -> SysResult {
+    let f = file(fd)?;
+    if (off as i64) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    send_sigpipe(write_file(&f, buf, len.min(MAX_RW_COUNT), Some(off as i64)))
+}
+
+fn read_iovecs(iov: u64, count: u64) -> Result<Vec<Iovec>, Errno> {
+    if count > IOV_MAX as u64 {
+        return Err(Errno::EINVAL);
+    }
+    let mut v = Vec::with_capacity(count as usize);
+    let mut total: u64 = 0;
+    for i in 0..count as usize {
+        let e = UserPtr::<Iovec>::new(iov).add(i).read()?;
+        total = total
+            .checked_add(e.iov_len)
+            .filter(|t| *t <= i64::MAX as u64)
+            .ok_or(Errno::EINVAL)?;
+        v.push(e);
+    }
+    Ok(v)
+}
+
+pub fn readv(fd: u64, iov: u64, count: u64) -> SysResult {
+    let f = file(fd)?;
+    let mut done = 0;
+    for e in read_iovecs(iov, count)? {
+        if e.iov_len == 0 {
+            continue;
+        }
+        let n = match read_file(&f, e.iov_base, e.iov_len.min(MAX_RW_COUNT), None) {
+            Ok(n) => n,
+            Err(_) if done > 0 => return Ok(done),
+            Err(e) => return Err(e),
+        };
+        done += n;
+        if n < e.iov_len {
+            break;
+        }
+    }
+    Ok(done)
+}
+
+pub fn writev(fd: u64, iov: u64, count: u64) -> SysResult {
+    let f = file(fd)?;
+    let mut done = 0;
+    for e in read_iovecs(iov, count)? {
+        if e.iov_len == 0 {
+            continue;
+        }
+        let n = match write_file(&f, e.iov_base, e.iov_len.min(MAX_RW_COUNT), None) {
+            Ok(n) => n,
+            Err(_) if done > 0 => return Ok(done),
+            Err(e) => return send_sigpipe(Err(e)),
+        };
+        done += n;
+        if n < e.iov_len {
+            break;
+        }
+    }
+    Ok(done)
+}
+
+pub fn openat(dirfd: u64, path: u64, flags: u64, mode: u64) -> SysResult {
+    let path = path_arg(path)?;
+    let p = me();
+    let start = if path.first() == Some(&b'/') {
+        p.cwd.lock().clone()
+    } else {
+        start_dir(&p, dirfd)?
+    };
+    let f = vfs().open(&Ctx::of(&p), &start, &path, flags, (mode & 0o7777) as u32)?;
+    if !f.is_path() {
+        // Opening a FIFO without O_NONBLOCK waits for the other end.
+        blocking(
+            &f,
+            PollEvents(PollEvents::READABLE.bits() | PollEvents::WRITABLE.bits()),
+            || {
+                if f.open_pending() {
+                    Err(Errno::EAGAIN)
+                } else {
+                    Ok(())
+                }
+            },
+        )?;
+    }
+    let fd = p.files().lock().insert(f, flags & O_CLOEXEC != 0)?;
+    Ok(fd as u64)
+}
+
+pub fn close(fd: u64) -> SysResult {
+    let fd = i32::try_from(fd as i64).map_err(|_| Errno::EBADF)?;
+    current().process.files().lock().close(fd)?;
+    Ok(0)
+}
+
+pub fn close_range(first: u64, last: u64, flags: u64) -> SysResult {
+    current()
+        .process
+        .files()
+        .lock()
+        .close_range(first as u32, last as u32, flags)?;
+    Ok(0)
+}
+
+pub fn fstat(fd: u64, buf: u64) -> SysResult {
+    let f = file(fd)?;
+    UserPtr::<Stat>::new(buf).write(&f.stat())?;
+    Ok(0)
+}
+
+pub fn fstatat(dirfd: u64, path: u64, buf: u64, flags: u64) -> SysResult {
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let path = path_arg(path)?;
+    let p = me();
+    let node = resolve(
+        &p,
+        dirfd,
+        &path,
+        flags & AT_SYMLINK_NOFOLLOW == 0,
+        flags & AT_EMPTY_PATH != 0,
+    )?;
+    UserPtr::<Stat>::new(buf).write(&node.stat())?;
+    Ok(0)
+}
+
+pub fn statx(dirfd: u64, path: u64, flags: u64, mask: u64, buf: u64) -> SysResult {
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT | AT_STATX_SYNC_TYPE) != 0
+        || flags & AT_STATX_SYNC_TYPE == AT_STATX_SYNC_TYPE
+        || mask as u32 & STATX__RESERVED != 0
+    {
+        return Err(Errno::EINVAL);
+    }
+    let path = path_arg(path)?;
+    let p = me();
+    let node = resolve(
+        &p,
+        dirfd,
+        &path,
+        flags & AT_SYMLINK_NOFOLLOW == 0,
+        flags & AT_EMPTY_PATH != 0,
+    )?;
+    UserPtr::<Statx>::new(buf).write(&node.statx(mask as u32)?)?;
+    Ok(0)
+}
+
+pub fn lseek(fd: u64, off: u64, whence: u64) -> SysResult {
+    file(fd)?.seek(off as i64, whence)
+}
+
+pub fn getdents64(fd: u64, buf: u64, len: u64) -> SysResult {
+    let f = file(fd)?;
+    let mut kbuf = alloc::vec![0u8; (len as usize).min(CHUNK)];
+    let n = f.getdents64(&mut kbuf)?;
+    uaccess::copy_to_user(buf, &kbuf[..n])?;
+    Ok(n as u64)
+}
+
+const FIONCLEX: u64 = 0x5450;
+const FIOCLEX: u64 = 0x5451;
+
+pub fn ioctl(fd: u64, cmd: u64, arg: u64) -> SysResult {
+    let f = file(fd)?;
+    match cmd {
+        FIOCLEX | FIONCLEX => {
+            current()
+                .process
+                .files()
+                .lock()
+                .set_cloexec(fd as i32, cmd == FIOCLEX)?;
+            Ok(0)
+        }
+        ktls_abi::tty::FIONBIO => {
+            let on = UserPtr::<i32>::new(arg).read()? != 0;
+            let flags = (f.flags() & !O_NONBLOCK) | if on { O_NONBLOCK } else { 0 };
+            f.set_status_flags(&Ctx::of(&me()), flags)?;
+            Ok(0)
+        }
+        _ => f.ioctl(cmd, arg),
+    }
+}
+
+pub fn faccessat(dirfd: u64, path: u64, mode: u64, flags: u64) -> SysResult {
+    if mode & !(R_OK | W_OK | X_OK) != 0
+        || flags & !(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0
+    {
+        return Err(Errno::EINVAL);
+    }
+    let path = path_arg(path)?;
+    let p = me();
+    let mut ctx = Ctx::of(&p);
+    if flags & AT_EACCESS == 0 {
+        // access(2) checks with the real ids.
+        ctx.creds.fsuid = ctx.creds.uid;
+        ctx.creds.fsgid = ctx.creds.gid;
+    }
+    if path.is_empty() && flags & AT_EMPTY_PATH != 0 {
+        start_dir(&p, dirfd)?.access(&ctx, mode)?;
+        return Ok(0);
+    }
+    let start = start_dir(&p, dirfd)?;
+    vfs().access(&ctx, &start, &path, mode, flags & AT_SYMLINK_NOFOLLOW == 0)?;
+    Ok(0)
+}
+
+pub fn pipe2(fds: u64, flags: u64) -> SysResult {
+    if flags & !(O_CLOEXEC | O_NONBLOCK | O_DIRECT) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let p = me();
+    let (r, w) = vfs().pipe(&Ctx::of(&p), flags)?;
+    let files = p.files();
+    let mut files = files.lock();
+    let cloexec = flags & O_CLOEXEC != 0;
+    let rfd = files.insert(r, cloexec)?;
+    let wfd = match files.insert(w, cloexec) {
+        Ok(fd) => fd,
+        Err(e) => {
+            let _ = files.close(rfd);
+            return Err(e);
+        }
+    };
+    if let Err(e) = uaccess::copy_to_user(fds, &[rfd.to_le_bytes(), wfd.to_le_bytes()].concat()) {
+        let _ = files.close(rfd);
+        let _ = files.close(wfd);
+        return Err(e);
+    }
+    Ok(0)
+}
+
+pub fn dup(fd: u64) -> SysResult {
+    Ok(current().process.files().lock().dup(fd as i32)? as u64)
+}
+
+pub fn dup2(old: u64, new: u64) -> SysResult {
+    Ok(current()
+        .process
+        .files()
+        .lock()
+        .dup2(old as i32, new as i32)? as u64)
+}
+
+pub fn dup3(old: u64, new: u64, flags: u64) -> SysResult {
+    Ok(current()
+        .process
+        .files()
+        .lock()
+        .dup3(old as i32, new as i32, flags)? as u64)
+}
+
+const F_GETPIPE_SZ: u64 = 1032;
+
+pub fn fcntl(fd: u64, cmd: u64, arg: u64) -> SysResult {
+    let p = me();
+    let f = file(fd)?;
+    let files = p.files();
+    match cmd {
+        F_DUPFD | F_DUPFD_CLOEXEC => {
+            let min = i32::try_from(arg as i64).map_err(|_| Errno::EINVAL)?;
+            Ok(files
+                .lock()
+                .dup_min(fd as i32, min, cmd == F_DUPFD_CLOEXEC)? as u64)
+        }
+        F_GETFD => Ok(files.lock().cloexec(fd as i32)? as u64),
+        F_SETFD => {
+            files.lock().set_cloexec(fd as i32, arg & FD_CLOEXEC != 0)?;
+            Ok(0)
+        }
+        F_GETFL => Ok(f.flags()),
+        F_SETFL => {
+            f.set_status_flags(&Ctx::of(&p), arg)?;
+            Ok(0)
+        }
+        F_GETPIPE_SZ if f.node().file_type() == S_IFIFO => Ok(ktls_vfs::PIPE_CAPACITY as u64),
+        F_GETLK | F_SETLK | F_SETLKW => super::unimplemented_op("fcntl record locks", cmd),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+pub fn getcwd(buf: u64, size: u64) -> SysResult {
+    let cwd = current().process.cwd.lock().clone();
+    let mut path = vfs().path_of(&cwd)?;
+    path.push(0);
+    if (size as usize) < path.len() {
+        return Err(Errno::ERANGE);
+    }
+    uaccess::copy_to_user(buf, &path)?;
+    Ok(path.len() as u64)
+}
+
+pub fn chdir(path: u64) -> SysResult {
+    let path = path_arg(path)?;
+    let p = me();
+    let start = p.cwd.lock().clone();
+    let dir = vfs().lookup_dir(&Ctx::of(&p), &start, &path)?;
+    dir.access(&Ctx::of(&p), X_OK)?;
+    *p.cwd.lock() = dir;
+    Ok(0)
+}
+
+pub fn fchdir(fd: u64) -> SysResult {
+    let f = file(fd)?;
+    let node = f.node().clone();
+    if !node.is_dir() {
+        return Err(Errno::ENOTDIR);
+    }
+    let p = me();
+    node.access(&Ctx::of(&p), X_OK)?;
+    *p.cwd.lock() = node;
+    Ok(0)
+}
+
+pub fn mkdirat(dirfd: u64, path: u64, mode: u64) -> SysResult {
+    let path = path_arg(path)?;
+    let p = me();
+    let start = start_dir(&p, dirfd)?;
+    vfs().mkdir(&Ctx::of(&p), &start, &path, (mode & 0o7777) as u32)?;
+    Ok(0)
+}
+
+pub fn unlinkat(dirfd: u64, path: u64, flags: u64) -> SysResult {
+    if flags & !AT_REMOVEDIR != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let path = path_arg(path)?;
+    let p = me();
+    let start = start_dir(&p, dirfd)?;
+    if flags & AT_REMOVEDIR != 0 {
+        vfs().rmdir(&Ctx::of(&p), &start, &path)?;
+    } else {
+        vfs().unlink(&Ctx::of(&p), &start, &path)?;
+    }
+    Ok(0)
+}
+
+pub fn renameat(olddir: u64, old: u64, newdir: u64, new: u64) -> SysResult {
+    renameat2(olddir, old, newdir, new, 0)
+}
+
+pub fn renameat2(olddir: u64, old: u64, newdir: u64, new: u64, flags: u64) -> SysResult {
+    let (old, new) = (path_arg(old)?, path_arg(new)?);
+    let p = me();
+    let (os, ns) = (start_dir(&p, olddir)?, start_dir(&p, newdir)?);
+    vfs().rename(&Ctx::of(&p), &os, &old, &ns, &new, flags)?;
+    Ok(0)
+}
+
+pub fn symlinkat(target: u64, newdir: u64, path: u64) -> SysResult {
+    let (target, path) = (path_arg(target)?, path_arg(path)?);
+    let p = me();
+    let start = start_dir(&p, newdir)?;
+    vfs().symlink(&Ctx::of(&p), &target, &start, &path)?;
+    Ok(0)
+}
+
+pub fn readlinkat(dirfd: u64, path: u64, buf: u64, size: u64) -> SysResult {
+    if size as i64 <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    let path = path_arg(path)?;
+    let p = me();
+    let start = start_dir(&p, dirfd)?;
+    let target = vfs().readlink(&Ctx::of(&p), &start, &path)?;
+    let n = target.len().min(size as usize);
+    uaccess::copy_to_user(buf, &target[..n])?;
+    Ok(n as u64)
+}
+
+/// The revents of every pollfd; returns how many are nonzero.
+fn poll_once(fds: &mut [PollFd]) -> usize {
+    let files = current().process.files();
+    let files = files.lock();
+    let mut ready = 0;
+    for pfd in fds.iter_mut() {
+        pfd.revents = 0;
+        if pfd.fd < 0 {
+            continue;
+        }
+        let ev = match files.get(pfd.fd) {
+            Ok(f) => {
+                let always =
+                    PollEvents::ERR.bits() | PollEvents::HUP.bits() | PollEvents::NVAL.bits();
+                f.poll().bits() & (pfd.events | always)
+            }
+            Err(_) => PollEvents::NVAL.bits(),
+        };
+        pfd.revents = ev;
+        if ev != 0 {
+            ready += 1;
+        }
+    }
+    ready
+}
+
+/// poll/ppoll: checks, then waits in 10 ms steps (or on the one file's wait key) until
+/// something is ready, the deadline passes or a signal arrives.
+fn do_poll(fds_ptr: u64, nfds: u64, deadline: Option<u64>) -> SysResult {
+    let limit = current().process.files().lock().limit() as u64;
+    if nfds > limit {
+        return Err(Errno::EINVAL);
+    }
+    let mut fds = alloc::vec![PollFd::default(); nfds as usize];
+    for (i, pfd) in fds.iter_mut().enumerate() {
+        *pfd = UserPtr::<PollFd>::new(fds_ptr).add(i).read()?;
+    }
+    let t = current();
+    loop {
+        let ready = poll_once(&mut fds);
+        let now = crate::time::monotonic_ns();
+        if ready > 0 || deadline.is_some_and(|d| now >= d) {
+            for (i, pfd) in fds.iter().enumerate() {
+                UserPtr::<PollFd>::new(fds_ptr).add(i).write(pfd)?;
+            }
+            return Ok(ready as u64);
+        }
+        if crate::signal::pending(t) {
+            return Err(Errno::ERESTARTNOHAND);
+        }
+        let step = now + 10_000_000;
+        crate::sched::sleep_until(deadline.map_or(step, |d| d.min(step)));
+    }
+}
+
+pub fn poll(fds: u64, nfds: u64, timeout_ms: i64) -> SysResult {
+    let deadline =
+        (timeout_ms >= 0).then(|| crate::time::monotonic_ns() + timeout_ms as u64 * 1_000_000);
+    do_poll(fds, nfds, deadline)
+}
+
+pub fn ppoll(fds: u64, nfds: u64, tsp: u64, sigmask: u64, sigsetsize: u64) -> SysResult {
+    let deadline = if tsp != 0 {
+        let ts = UserPtr::<Timespec>::new(tsp).read()?;
+        if !ts.is_valid() {
+            return Err(Errno::EINVAL);
+        }
+        Some(crate::time::monotonic_ns().saturating_add(ts.to_nanos()))
+    } else {
+        None
+    };
+    if sigmask != 0 {
+        if sigsetsize as usize != SIGSET_SIZE {
+            return Err(Errno::EINVAL);
+        }
+        let mask = UserPtr::<SigSet>::new(sigmask).read()? & !UNBLOCKABLE;
+        let t = current();
+        let old = t.sigmask.swap(mask, Relaxed);
+        crate::signal::set_restore_mask(t, old);
+    }
+    do_poll(fds, nfds, deadline)
+}
+
+/// The contents of `fd` for a private (or read-only shared) file mapping, with mmap's checks.
+pub fn mappable_file(fd: u64, prot: u64, flags: u64) -> Result<FileBytes, Errno> {
+    use ktls_abi::mm::{MAP_SHARED, MAP_SHARED_VALIDATE, MAP_TYPE, PROT_WRITE};
+    let f = file(fd)?;
+    let node = f.node().clone();
+    if !node.is_regular() {
+        return Err(Errno::ENODEV);
+    }
+    if !f.is_readable() {
+        return Err(Errno::EACCES);
+    }
+    let shared = matches!(flags & MAP_TYPE, MAP_SHARED | MAP_SHARED_VALIDATE);
+    if shared && prot & PROT_WRITE != 0 {
+        if !f.is_writable() {
+            return Err(Errno::EACCES);
+        }
+        // Writable shared file mappings would need the page cache this kernel does not have.
+        return Err(Errno::ENODEV);
+    }
+    crate::fs::file_bytes(&node)
 }

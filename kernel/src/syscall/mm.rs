@@ -9,7 +9,7 @@ use ktls_abi::Errno;
 const PAGE: u64 = ktls_abi::PAGE_SIZE as u64;
 
 pub fn brk(addr: u64) -> SysResult {
-    Ok(current().process.mm.lock().brk(addr))
+    Ok(current().process.mm().lock().brk(addr))
 }
 
 fn check_prot(prot: u64) -> Result<u64, Errno> {
@@ -55,7 +55,8 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, offset: u64) ->
     };
     let fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0;
     let t = current();
-    let mut mm = t.process.mm.lock();
+    let mm = t.process.mm();
+    let mut mm = mm.lock();
     let start = if fixed {
         if addr % PAGE != 0 {
             return Err(Errno::EINVAL);
@@ -84,9 +85,10 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, offset: u64) ->
         VmaKind::Anonymous
     };
     mm.add_vma(start, start + len, prot, kind);
-    if let Some(data) = file {
+    if let Some(contents) = file {
         // A private file mapping is a copy of the file's pages; past the end of the file
         // the mapping reads zeros (we do not raise SIGBUS beyond the last page).
+        let data = contents.bytes();
         let from = (offset as usize).min(data.len());
         let to = (offset.saturating_add(len) as usize).min(data.len());
         if let Err(e) = mm.write_bytes(start, &data[from..to]) {
@@ -105,7 +107,7 @@ pub fn munmap(addr: u64, len: u64) -> SysResult {
     if addr > USER_TOP || len > USER_TOP - addr {
         return Err(Errno::EINVAL);
     }
-    current().process.mm.lock().remove_range(addr, addr + len);
+    current().process.mm().lock().remove_range(addr, addr + len);
     Ok(0)
 }
 
@@ -122,7 +124,7 @@ pub fn mprotect(addr: u64, len: u64, prot: u64) -> SysResult {
     if end > USER_TOP {
         return Err(Errno::ENOMEM);
     }
-    current().process.mm.lock().protect(addr, end, prot)?;
+    current().process.mm().lock().protect(addr, end, prot)?;
     Ok(0)
 }
 
@@ -143,7 +145,8 @@ pub fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -
         return Err(Errno::EINVAL);
     }
     let t = current();
-    let mut mm = t.process.mm.lock();
+    let mm = t.process.mm();
+    let mut mm = mm.lock();
     let vma = *mm.find_vma(old).ok_or(Errno::EFAULT)?;
     if old + old_len > vma.end {
         return Err(Errno::EFAULT);
@@ -195,7 +198,8 @@ pub fn madvise(addr: u64, len: u64, advice: u64) -> SysResult {
     match advice {
         MADV_DONTNEED | MADV_FREE => {
             let t = current();
-            let mut mm = t.process.mm.lock();
+            let mm = t.process.mm();
+            let mut mm = mm.lock();
             check_mapped(&mm, addr, end)?;
             mm.discard(addr, end);
             Ok(0)
@@ -203,7 +207,7 @@ pub fn madvise(addr: u64, len: u64, advice: u64) -> SysResult {
         // Hints about access patterns, THP, fork behaviour and dumps: accepted, as they do
         // not change what the program observes.
         MADV_NORMAL | MADV_RANDOM | MADV_SEQUENTIAL | MADV_WILLNEED | 10..=17 | 20..=23 => {
-            check_mapped(&current().process.mm.lock(), addr, end)?;
+            check_mapped(&current().process.mm().lock(), addr, end)?;
             Ok(0)
         }
         _ => Err(Errno::EINVAL),

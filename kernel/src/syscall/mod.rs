@@ -9,6 +9,7 @@ mod fs;
 mod mm;
 mod process;
 mod strace;
+mod task;
 mod time;
 
 use crate::arch::entry::TrapFrame;
@@ -26,26 +27,68 @@ pub static STRACE: AtomicBool = AtomicBool::new(false);
 #[no_mangle]
 pub extern "C" fn syscall_entry(frame: &mut TrapFrame) -> u64 {
     let nr = frame.rax as usize;
-    CURRENT_NR.store(nr as u64, Relaxed);
+    // The entry pushed 0 as the "error code": keep the syscall number there, as Linux keeps
+    // orig_ax, so an interrupted call can be restarted.
+    frame.error_code = nr as u64;
     let args = [
         frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9,
     ];
     let tracing = STRACE.load(Relaxed);
     let pre = tracing.then(|| strace::format_call(nr, &args));
+    if let Some(call) = &pre {
+        if nr == SYS_EXIT || nr == SYS_EXIT_GROUP {
+            crate::log::write_line(format_args!("@strace {call} = ?"));
+        }
+    }
     let result = dispatch(nr, &args, frame);
     if let Some(call) = pre {
         strace::record(nr, &call, &args, result);
     }
-    // execve and rt_sigreturn set RAX themselves as part of the new context.
     let thread = crate::process::current();
+    // execve and rt_sigreturn set the whole context, RAX included.
+    if !thread.full_restore.load(Relaxed) {
+        frame.rax = match result {
+            Ok(v) => v,
+            Err(e) => e.to_return(),
+        };
+    }
+    exit_to_user(frame);
     if thread.full_restore.swap(false, Relaxed) {
         return 1;
     }
-    frame.rax = match result {
-        Ok(v) => v,
-        Err(e) => e.to_return(),
-    };
     needs_iret(frame) as u64
+}
+
+/// The work done before any return to user space: switch if our slice is over, then act on
+/// signals (which may end the thread, or divert it to a handler), then fix up an interrupted
+/// syscall's result.
+pub fn exit_to_user(frame: &mut TrapFrame) {
+    crate::sched::preempt_point();
+    crate::signal::on_return_to_user(frame);
+}
+
+/// Linux's restart rules for a syscall frame whose result is one of the ERESTART codes:
+/// `handler` is the action of the signal whose handler is about to run, if any.
+pub fn restart_fixup(frame: &mut TrapFrame, handler: Option<&ktls_abi::signal::KSigaction>) {
+    if frame.vector != crate::arch::entry::SYSCALL_VECTOR {
+        return;
+    }
+    let Some(e) = Errno::from_return(frame.rax) else {
+        return;
+    };
+    let restart = match (e, handler) {
+        (Errno::ERESTARTNOINTR, _) => true,
+        (Errno::ERESTARTSYS, Some(act)) => act.flags & ktls_abi::signal::SA_RESTART != 0,
+        (Errno::ERESTARTSYS | Errno::ERESTARTNOHAND | Errno::ERESTART_RESTARTBLOCK, None) => true,
+        (Errno::ERESTARTNOHAND | Errno::ERESTART_RESTARTBLOCK, Some(_)) => false,
+        _ => return,
+    };
+    if restart {
+        frame.rax = frame.error_code;
+        frame.rip -= 2; // back over the 2-byte SYSCALL instruction
+    } else {
+        frame.rax = Errno::EINTR.to_return();
+    }
 }
 
 /// SYSRET is only safe for a canonical user RIP (else it faults in ring 0 on Intel) and
@@ -78,6 +121,27 @@ fn dispatch(nr: usize, a: &[u64; 6], frame: &mut TrapFrame) -> SysResult {
         SYS_BRK => mm::brk(a[0]),
         SYS_RT_SIGACTION => process::rt_sigaction(a[0], a[1], a[2], a[3]),
         SYS_RT_SIGPROCMASK => process::rt_sigprocmask(a[0], a[1], a[2], a[3]),
+        SYS_RT_SIGRETURN => task::rt_sigreturn(frame),
+        SYS_RT_SIGPENDING => task::rt_sigpending(a[0], a[1]),
+        SYS_RT_SIGSUSPEND => task::rt_sigsuspend(a[0], a[1]),
+        SYS_RT_SIGTIMEDWAIT => task::rt_sigtimedwait(a[0], a[1], a[2], a[3]),
+        SYS_CLONE => task::clone(frame, a[0], a[1], a[2], a[3], a[4]),
+        SYS_CLONE3 => task::clone3(frame, a[0], a[1]),
+        SYS_FORK => task::fork(frame),
+        SYS_VFORK => task::vfork(frame),
+        SYS_EXECVE => task::execve(frame, a[0], a[1], a[2]),
+        SYS_WAIT4 => task::wait4(a[0], a[1], a[2], a[3]),
+        SYS_WAITID => task::waitid(a[0], a[1], a[2], a[3], a[4]),
+        SYS_KILL => task::kill(a[0], a[1]),
+        SYS_TKILL => task::tkill(a[0], a[1]),
+        SYS_TGKILL => task::tgkill(a[0], a[1], a[2]),
+        SYS_FUTEX => crate::futex::futex(a[0], a[1], a[2], a[3], a[4], a[5]),
+        SYS_SCHED_SETAFFINITY => task::sched_setaffinity(a[0], a[1], a[2]),
+        SYS_GETPGID => task::getpgid(a[0]),
+        SYS_GETPGRP => task::getpgid(0),
+        SYS_SETPGID => task::setpgid(a[0], a[1]),
+        SYS_GETSID => task::getsid(a[0]),
+        SYS_SETSID => task::setsid(),
         SYS_IOCTL => fs::ioctl(a[0], a[1], a[2]),
         SYS_PREAD64 => fs::pread(a[0], a[1], a[2], a[3]),
         SYS_PWRITE64 => fs::pwrite(a[0], a[1], a[2], a[3]),
@@ -85,7 +149,7 @@ fn dispatch(nr: usize, a: &[u64; 6], frame: &mut TrapFrame) -> SysResult {
         SYS_WRITEV => fs::writev(a[0], a[1], a[2]),
         SYS_ACCESS => fs::faccessat(ktls_abi::fs::AT_FDCWD as u64, a[0], a[1], 0),
         SYS_PIPE => fs::pipe2(a[0], 0),
-        SYS_SCHED_YIELD => Ok(0),
+        SYS_SCHED_YIELD => task::sched_yield(),
         SYS_MREMAP => mm::mremap(a[0], a[1], a[2], a[3], a[4]),
         SYS_MADVISE => mm::madvise(a[0], a[1], a[2]),
         SYS_DUP => fs::dup(a[0]),
@@ -126,7 +190,7 @@ fn dispatch(nr: usize, a: &[u64; 6], frame: &mut TrapFrame) -> SysResult {
         SYS_ARCH_PRCTL => process::arch_prctl(a[0], a[1]),
         SYS_GETTID => Ok(crate::process::current().tid as u64),
         SYS_TIME => time::time(a[0]),
-        SYS_SCHED_GETAFFINITY => process::sched_getaffinity(a[0], a[1], a[2]),
+        SYS_SCHED_GETAFFINITY => task::sched_getaffinity(a[0], a[1], a[2]),
         SYS_GETDENTS64 => fs::getdents64(a[0], a[1], a[2]),
         SYS_SET_TID_ADDRESS => process::set_tid_address(a[0]),
         SYS_CLOCK_GETTIME => time::clock_gettime(a[0], a[1]),
@@ -150,6 +214,8 @@ fn dispatch(nr: usize, a: &[u64; 6], frame: &mut TrapFrame) -> SysResult {
         SYS_GETCPU => process::getcpu(a[0], a[1]),
         SYS_GETRANDOM => process::getrandom(a[0], a[1], a[2]),
         SYS_STATX => fs::statx(a[0], a[1], a[2], a[3], a[4]),
+        SYS_RENAMEAT2 => fs::renameat2(a[0], a[1], a[2], a[3], a[4]),
+        SYS_CLOSE_RANGE => fs::close_range(a[0], a[1], a[2]),
         SYS_RSEQ => unimplemented_syscall(nr),
         _ => unimplemented_syscall(nr),
     }
@@ -160,14 +226,19 @@ static REPORTED_OUT_OF_RANGE: AtomicBool = AtomicBool::new(false);
 /// Syscall numbers already reported as unimplemented (one log line each).
 static REPORTED: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
 
-/// The number of the syscall being handled (for the interim file layer's ENOSYS reports).
-fn current_nr() -> usize {
-    CURRENT_NR.load(Relaxed) as usize
+/// An operation of a syscall we do not implement (e.g. a futex command): ENOSYS, logged once
+/// per (name, op).
+pub fn unimplemented_op(what: &str, op: u64) -> SysResult {
+    static SEEN: spin::Mutex<alloc::collections::BTreeSet<(u64, u64)>> =
+        spin::Mutex::new(alloc::collections::BTreeSet::new());
+    let key = (what.as_ptr() as u64, op);
+    if crate::arch::cpu::without_interrupts(|| SEEN.lock().insert(key)) {
+        info!("{what} ({op:#x}) is not implemented: ENOSYS");
+    }
+    Err(Errno::ENOSYS)
 }
 
-static CURRENT_NR: AtomicU64 = AtomicU64::new(0);
-
-fn unimplemented_syscall(nr: usize) -> SysResult {
+pub fn unimplemented_syscall(nr: usize) -> SysResult {
     let (word, bit) = (nr / 64, 1u64 << (nr % 64));
     let first = match REPORTED.get(word) {
         Some(w) => w.fetch_or(bit, Relaxed) & bit == 0,

@@ -15,10 +15,9 @@ pub fn creds() -> Creds {
     *current().process.creds.lock()
 }
 
+/// exit: ends the calling thread; the process ends with its last thread.
 pub fn exit(code: u64) -> SysResult {
-    // The whole process ends with its last thread; threads come with the threads issue, so
-    // for now every thread is the last one.
-    proc::exit_group(wstatus_exited(code as u8))
+    proc::exit_thread(code as u8 as i32)
 }
 
 pub fn exit_group(code: u64) -> SysResult {
@@ -123,7 +122,8 @@ pub fn rt_sigaction(sig: u64, act: u64, oact: u64, sigsetsize: u64) -> SysResult
     };
     let t = current();
     let old = {
-        let mut actions = t.process.sigactions.lock();
+        let actions = t.process.sigactions();
+        let mut actions = actions.lock();
         let old = actions[sig as usize - 1];
         if let Some(mut a) = new {
             a.mask &= !UNBLOCKABLE;
@@ -228,20 +228,6 @@ pub fn arch_prctl(code: u64, addr: u64) -> SysResult {
             .map(|_| 0),
         _ => Err(Errno::EINVAL),
     }
-}
-
-pub fn sched_getaffinity(pid: u64, len: u64, mask: u64) -> SysResult {
-    let t = current();
-    if pid != 0 && pid as u32 != t.tid {
-        return Err(Errno::ESRCH);
-    }
-    // Linux: the buffer must hold nr_cpu_ids bits and be a whole number of longs.
-    if len < 8 || len % 8 != 0 {
-        return Err(Errno::EINVAL);
-    }
-    let cpus: u64 = 1; // one CPU until SMP arrives
-    UserPtr::<u64>::new(mask).write(&cpus)?;
-    Ok(8)
 }
 
 pub fn getcpu(cpu_ptr: u64, node_ptr: u64) -> SysResult {

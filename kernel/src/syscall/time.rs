@@ -68,14 +68,34 @@ fn read_timespec(p: u64) -> Result<Timespec, Errno> {
     Ok(ts)
 }
 
-pub fn nanosleep(req: u64, _rem: u64) -> SysResult {
+pub fn nanosleep(req: u64, rem: u64) -> SysResult {
     let ts = read_timespec(req)?;
     let deadline = clock::monotonic_ns().saturating_add(ts.to_nanos());
-    clock::sleep_until(CLOCK_MONOTONIC, deadline);
-    Ok(0)
+    sleep(CLOCK_MONOTONIC, deadline, rem)
 }
 
-pub fn clock_nanosleep(clk: u64, flags: u64, req: u64, _rem: u64) -> SysResult {
+/// Sleeps until `clk` reaches `deadline`; a signal ends the sleep with EINTR, writing the
+/// time left to `rem` (for relative sleeps) as Linux does.
+fn sleep(clk: u64, deadline: u64, rem: u64) -> SysResult {
+    let t = crate::process::current();
+    loop {
+        let now = now_ns(clk)?;
+        if now >= deadline {
+            return Ok(0);
+        }
+        if crate::signal::pending(t) {
+            if rem != 0 {
+                UserPtr::<Timespec>::new(rem).write(&Timespec::from_nanos(deadline - now))?;
+            }
+            return Err(Errno::EINTR);
+        }
+        // Sleep on the monotonic clock; a realtime deadline is re-checked after waking.
+        let mono_deadline = clock::monotonic_ns().saturating_add(deadline - now);
+        crate::sched::sleep_until(mono_deadline);
+    }
+}
+
+pub fn clock_nanosleep(clk: u64, flags: u64, req: u64, rem: u64) -> SysResult {
     match clk {
         CLOCK_REALTIME | CLOCK_MONOTONIC | CLOCK_BOOTTIME | CLOCK_TAI => {}
         CLOCK_THREAD_CPUTIME_ID => return Err(Errno::EINVAL),
@@ -90,11 +110,9 @@ pub fn clock_nanosleep(clk: u64, flags: u64, req: u64, _rem: u64) -> SysResult {
     }
     let ts = read_timespec(req)?;
     let now = now_ns(clk)?;
-    let deadline = if flags & TIMER_ABSTIME != 0 {
-        ts.to_nanos()
+    if flags & TIMER_ABSTIME != 0 {
+        sleep(clk, ts.to_nanos(), 0)
     } else {
-        now.saturating_add(ts.to_nanos())
-    };
-    clock::sleep_until(clk, deadline);
-    Ok(0)
+        sleep(clk, now.saturating_add(ts.to_nanos()), rem)
+    }
 }

@@ -1,0 +1,312 @@
+//! Futexes: WAIT, WAKE, WAIT_BITSET, WAKE_BITSET, REQUEUE and CMP_REQUEUE, with timeouts, and
+//! what a thread's exit does to futexes (robust list, clear_child_tid).
+//!
+//! Waiters sit in one table keyed by (address space, user address). Private and shared
+//! futexes use the same key: memory is shared between processes only through vfork (same
+//! address space), so the address space identifies the futex word either way.
+
+use crate::mm::uaccess::{self, UserPtr};
+use crate::process::{self, Thread};
+use crate::sched::{self, State};
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::sync::Arc;
+use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use ktls_abi::time::{Timespec, CLOCK_MONOTONIC, CLOCK_REALTIME};
+use ktls_abi::Errno;
+use spin::Mutex;
+
+pub const FUTEX_WAIT: u64 = 0;
+pub const FUTEX_WAKE: u64 = 1;
+pub const FUTEX_REQUEUE: u64 = 3;
+pub const FUTEX_CMP_REQUEUE: u64 = 4;
+pub const FUTEX_WAIT_BITSET: u64 = 9;
+pub const FUTEX_WAKE_BITSET: u64 = 10;
+pub const FUTEX_PRIVATE_FLAG: u64 = 128;
+pub const FUTEX_CLOCK_REALTIME: u64 = 256;
+pub const FUTEX_BITSET_MATCH_ANY: u32 = u32::MAX;
+const FUTEX_WAITERS: u32 = 0x8000_0000;
+const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
+const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
+/// Most entries walked in a robust list (ROBUST_LIST_LIMIT).
+const ROBUST_LIST_LIMIT: usize = 2048;
+
+type Key = (usize, u64);
+
+struct Waiter {
+    thread: Arc<Thread>,
+    bitset: u32,
+    woken: Arc<AtomicBool>,
+}
+
+static TABLE: Mutex<BTreeMap<Key, VecDeque<Waiter>>> = Mutex::new(BTreeMap::new());
+
+fn key(addr: u64) -> Key {
+    let mm = process::current().process.mm();
+    (Arc::as_ptr(&mm) as usize, addr)
+}
+
+fn with_table<R>(f: impl FnOnce(&mut BTreeMap<Key, VecDeque<Waiter>>) -> R) -> R {
+    crate::arch::cpu::without_interrupts(|| f(&mut TABLE.lock()))
+}
+
+pub fn futex(
+    uaddr: u64,
+    op: u64,
+    val: u64,
+    timeout: u64,
+    uaddr2: u64,
+    val3: u64,
+) -> Result<u64, Errno> {
+    let cmd = op & !(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME);
+    if op & FUTEX_CLOCK_REALTIME != 0 && cmd != FUTEX_WAIT_BITSET && cmd != FUTEX_WAIT {
+        return Err(Errno::ENOSYS);
+    }
+    if uaddr % 4 != 0 {
+        return Err(Errno::EINVAL);
+    }
+    match cmd {
+        FUTEX_WAIT => {
+            let deadline = relative_deadline(timeout)?;
+            wait(uaddr, val as u32, FUTEX_BITSET_MATCH_ANY, deadline)
+        }
+        FUTEX_WAIT_BITSET => {
+            if val3 as u32 == 0 {
+                return Err(Errno::EINVAL);
+            }
+            let clock = if op & FUTEX_CLOCK_REALTIME != 0 {
+                CLOCK_REALTIME
+            } else {
+                CLOCK_MONOTONIC
+            };
+            let deadline = absolute_deadline(timeout, clock)?;
+            wait(uaddr, val as u32, val3 as u32, deadline)
+        }
+        FUTEX_WAKE => Ok(wake(uaddr, val as usize, FUTEX_BITSET_MATCH_ANY)),
+        FUTEX_WAKE_BITSET => {
+            if val3 as u32 == 0 {
+                return Err(Errno::EINVAL);
+            }
+            Ok(wake(uaddr, val as usize, val3 as u32))
+        }
+        FUTEX_REQUEUE => requeue(uaddr, uaddr2, val as usize, timeout as usize, None),
+        FUTEX_CMP_REQUEUE => requeue(
+            uaddr,
+            uaddr2,
+            val as usize,
+            timeout as usize,
+            Some(val3 as u32),
+        ),
+        _ => crate::syscall::unimplemented_op("futex", cmd),
+    }
+}
+
+/// A relative timeout as a monotonic deadline (ns); None = forever.
+fn relative_deadline(timeout: u64) -> Result<Option<u64>, Errno> {
+    if timeout == 0 {
+        return Ok(None);
+    }
+    let ts = UserPtr::<Timespec>::new(timeout).read()?;
+    if !ts.is_valid() {
+        return Err(Errno::EINVAL);
+    }
+    Ok(Some(
+        crate::time::monotonic_ns().saturating_add(ts.to_nanos()),
+    ))
+}
+
+/// An absolute timeout on `clock`, converted to a monotonic deadline.
+fn absolute_deadline(timeout: u64, clock: u64) -> Result<Option<u64>, Errno> {
+    if timeout == 0 {
+        return Ok(None);
+    }
+    let ts = UserPtr::<Timespec>::new(timeout).read()?;
+    if !ts.is_valid() {
+        return Err(Errno::EINVAL);
+    }
+    let abs = ts.to_nanos();
+    Ok(Some(if clock == CLOCK_REALTIME {
+        let now_rt = crate::time::realtime_ns();
+        crate::time::monotonic_ns().saturating_add(abs.saturating_sub(now_rt))
+    } else {
+        abs
+    }))
+}
+
+fn wait(uaddr: u64, expected: u32, bitset: u32, deadline: Option<u64>) -> Result<u64, Errno> {
+    let k = key(uaddr);
+    let t = process::current_arc();
+    let woken = Arc::new(AtomicBool::new(false));
+    // Read the word before taking the table lock (the read may fault in a page), then check
+    // it again under the lock so a waker that changed it and found no waiter is not missed.
+    UserPtr::<u32>::new(uaddr).read()?;
+    let queued = with_table(|table| {
+        let cur = UserPtr::<u32>::new(uaddr).read()?;
+        if cur != expected {
+            return Err(Errno::EAGAIN);
+        }
+        t.set_state(State::Blocked);
+        table.entry(k).or_default().push_back(Waiter {
+            thread: t.clone(),
+            bitset,
+            woken: woken.clone(),
+        });
+        Ok(())
+    });
+    queued?;
+    sched::block_current(deadline);
+    if woken.load(Relaxed) {
+        return Ok(0);
+    }
+    // Not woken by FUTEX_WAKE: leave the queue (we may have been requeued to another key).
+    let removed = with_table(|table| {
+        let mut found = false;
+        table.retain(|_, q| {
+            q.retain(|w| {
+                let me = Arc::ptr_eq(&w.woken, &woken);
+                found |= me;
+                !me
+            });
+            !q.is_empty()
+        });
+        found
+    });
+    if !removed || woken.load(Relaxed) {
+        return Ok(0);
+    }
+    if deadline.is_some_and(|d| crate::time::monotonic_ns() >= d) {
+        return Err(Errno::ETIMEDOUT);
+    }
+    Err(Errno::ERESTARTSYS)
+}
+
+fn wake(uaddr: u64, n: usize, bitset: u32) -> u64 {
+    let k = key(uaddr);
+    let woken: alloc::vec::Vec<Arc<Thread>> = with_table(|table| {
+        let mut out = alloc::vec::Vec::new();
+        if let Some(q) = table.get_mut(&k) {
+            let mut i = 0;
+            while i < q.len() && out.len() < n {
+                if q[i].bitset & bitset != 0 {
+                    let w = q.remove(i).expect("index checked");
+                    w.woken.store(true, Relaxed);
+                    out.push(w.thread);
+                } else {
+                    i += 1;
+                }
+            }
+            if q.is_empty() {
+                table.remove(&k);
+            }
+        }
+        out
+    });
+    let count = woken.len() as u64;
+    for t in woken {
+        sched::wake(&t);
+    }
+    count
+}
+
+fn requeue(
+    uaddr: u64,
+    uaddr2: u64,
+    nwake: usize,
+    nrequeue: usize,
+    cmp: Option<u32>,
+) -> Result<u64, Errno> {
+    if uaddr2 % 4 != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let (k1, k2) = (key(uaddr), key(uaddr2));
+    if cmp.is_some() {
+        // Fault the word in before the table lock (see `wait`).
+        UserPtr::<u32>::new(uaddr).read()?;
+    }
+    let (woken, moved) = with_table(|table| {
+        if let Some(expected) = cmp {
+            if UserPtr::<u32>::new(uaddr).read()? != expected {
+                return Err(Errno::EAGAIN);
+            }
+        }
+        let mut q = table.remove(&k1).unwrap_or_default();
+        let mut woken = alloc::vec::Vec::new();
+        while woken.len() < nwake {
+            let Some(w) = q.pop_front() else { break };
+            w.woken.store(true, Relaxed);
+            woken.push(w.thread);
+        }
+        let mut moved = 0;
+        while moved < nrequeue {
+            let Some(w) = q.pop_front() else { break };
+            table.entry(k2).or_default().push_back(w);
+            moved += 1;
+        }
+        if !q.is_empty() {
+            table.insert(k1, q);
+        }
+        Ok((woken, moved))
+    })?;
+    let n = woken.len() + moved;
+    for t in woken {
+        sched::wake(&t);
+    }
+    Ok(n as u64)
+}
+
+/// At thread exit: mark robust futexes the thread held as owner-died (waking a waiter), then
+/// clear and wake the clear_child_tid word (what pthread_join waits on).
+pub fn thread_exit_cleanup(t: &Arc<Thread>) {
+    let head = t.robust_list.load(Relaxed);
+    if head != 0 {
+        walk_robust_list(t.tid, head);
+    }
+    let ctid = t.clear_child_tid.swap(0, Relaxed);
+    if ctid != 0 && UserPtr::<u32>::new(ctid).write(&0).is_ok() {
+        wake(ctid, 1, FUTEX_BITSET_MATCH_ANY);
+    }
+}
+
+fn walk_robust_list(tid: u32, head: u64) {
+    // struct robust_list_head { next; long futex_offset; list_op_pending; }
+    let Ok(mut entry) = UserPtr::<u64>::new(head).read() else {
+        return;
+    };
+    let Ok(offset) = UserPtr::<i64>::new(head + 8).read() else {
+        return;
+    };
+    let Ok(pending) = UserPtr::<u64>::new(head + 16).read() else {
+        return;
+    };
+    let mut n = 0;
+    while entry != head && entry != 0 && n < ROBUST_LIST_LIMIT {
+        let next = UserPtr::<u64>::new(entry).read().unwrap_or(head);
+        if entry != pending {
+            owner_died(tid, entry.wrapping_add(offset as u64));
+        }
+        entry = next;
+        n += 1;
+    }
+    if pending != 0 {
+        owner_died(tid, pending.wrapping_add(offset as u64));
+    }
+}
+
+fn owner_died(tid: u32, uaddr: u64) {
+    let Ok(mut val) = UserPtr::<u32>::new(uaddr).read() else {
+        return;
+    };
+    loop {
+        if val & FUTEX_TID_MASK != tid {
+            return;
+        }
+        let new = (val & FUTEX_WAITERS) | FUTEX_OWNER_DIED;
+        match uaccess::cmpxchg_user_u32(uaddr, val, new) {
+            Ok(found) if found == val => break,
+            Ok(found) => val = found,
+            Err(_) => return,
+        }
+    }
+    if val & FUTEX_WAITERS != 0 {
+        wake(uaddr, 1, FUTEX_BITSET_MATCH_ANY);
+    }
+}

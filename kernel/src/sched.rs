@@ -1,0 +1,427 @@
+//! The scheduler: per-CPU run queues under one lock, round robin with timer-driven slices.
+//!
+//! Design, chosen to be easy to reason about and to keep the switch short:
+//! - One `SCHED` lock guards every CPU's queue and current thread. Under our CPU counts it is
+//!   uncontended, and one lock means no lock-ordering rules.
+//! - The kernel is not preemptible: a thread switches only when it blocks, yields or exits,
+//!   or at the return to user space when its slice is used up (`need_resched`). So kernel
+//!   code never sees another thread run in the middle of its work on this CPU.
+//! - A thread being switched away from is still "on its CPU" until the next thread has saved
+//!   it (`finish_switch`); a CPU about to run a thread waits for that flag (`on_cpu`), so a
+//!   thread woken elsewhere is never resumed on a half-saved stack (Linux's on_cpu rule).
+//! - Each thread has a home CPU (`cpu`); wake-ups queue it there, or on the least loaded CPU
+//!   its affinity allows, and a CPU whose queue runs dry takes work from the busiest one.
+//!   A halted CPU that is handed work is woken with an IPI.
+//! - Sleeping threads wait in a deadline list checked on every timer tick.
+
+use crate::arch::{apic, cpu, percpu, switch};
+use crate::process::{self, Thread};
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use spin::Mutex;
+
+pub const MAX_CPUS: usize = 64;
+/// Timer ticks in a time slice.
+const SLICE_TICKS: u32 = 2;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum State {
+    Runnable = 0,
+    Running = 1,
+    Blocked = 2,
+    Dead = 3,
+}
+
+impl State {
+    pub fn from_u8(v: u8) -> State {
+        match v {
+            0 => State::Runnable,
+            1 => State::Running,
+            2 => State::Blocked,
+            _ => State::Dead,
+        }
+    }
+}
+
+struct CpuQueue {
+    queue: VecDeque<Arc<Thread>>,
+    current: Option<Arc<Thread>>,
+    idle: Option<Arc<Thread>>,
+    /// The thread switched away from, until `finish_switch` has dealt with it.
+    prev: Option<Arc<Thread>>,
+    need_resched: bool,
+    slice: u32,
+    halted: bool,
+    online: bool,
+}
+
+impl CpuQueue {
+    const fn new() -> Self {
+        CpuQueue {
+            queue: VecDeque::new(),
+            current: None,
+            idle: None,
+            prev: None,
+            need_resched: false,
+            slice: SLICE_TICKS,
+            halted: false,
+            online: false,
+        }
+    }
+
+    fn load(&self) -> usize {
+        self.queue.len() + self.current.as_ref().is_some_and(|c| !c.is_idle()) as usize
+    }
+}
+
+struct Scheduler {
+    cpus: [CpuQueue; MAX_CPUS],
+    /// Sleepers by deadline (monotonic ns); the Vec keeps ties.
+    sleepers: BTreeMap<u64, Vec<Arc<Thread>>>,
+}
+
+static SCHED: Mutex<Scheduler> = Mutex::new(Scheduler {
+    cpus: [const { CpuQueue::new() }; MAX_CPUS],
+    sleepers: BTreeMap::new(),
+});
+
+/// Runs `f` on the scheduler state with interrupts masked (the timer tick takes the lock too).
+fn with_sched<R>(f: impl FnOnce(&mut Scheduler) -> R) -> R {
+    cpu::without_interrupts(|| f(&mut SCHED.lock()))
+}
+
+fn this_cpu() -> usize {
+    percpu::get().cpu_id() as usize
+}
+
+/// Makes the code running on this CPU its idle thread, and marks the CPU online.
+pub fn init_cpu(idle: Arc<Thread>) {
+    let c = this_cpu();
+    idle.set_state(State::Running);
+    idle.on_cpu.store(true, Relaxed);
+    idle.cpu.store(c as u32, Relaxed);
+    process::switch_to(&idle);
+    with_sched(|s| {
+        let q = &mut s.cpus[c];
+        q.idle = Some(idle.clone());
+        q.current = Some(idle);
+        q.online = true;
+    });
+}
+
+pub fn online_cpus() -> usize {
+    with_sched(|s| s.cpus.iter().filter(|c| c.online).count())
+}
+
+/// Picks the CPU a woken thread should run on: its home CPU if allowed and online, else the
+/// least loaded allowed one.
+fn pick_cpu(s: &Scheduler, t: &Thread) -> usize {
+    let mask = t.affinity.load(Relaxed);
+    let home = t.cpu.load(Relaxed) as usize;
+    let allowed = |i: usize| i < MAX_CPUS && s.cpus[i].online && mask & (1 << i) != 0;
+    if allowed(home) && s.cpus[home].load() <= 1 {
+        return home;
+    }
+    (0..MAX_CPUS)
+        .filter(|&i| allowed(i))
+        .min_by_key(|&i| (s.cpus[i].load(), i != home))
+        .unwrap_or(home)
+}
+
+fn enqueue_locked(s: &mut Scheduler, t: Arc<Thread>) {
+    if t.queued.swap(true, Relaxed) {
+        return;
+    }
+    let c = pick_cpu(s, &t);
+    t.cpu.store(c as u32, Relaxed);
+    let q = &mut s.cpus[c];
+    let kick = q.halted && c != this_cpu();
+    if q.current.as_ref().is_some_and(|cur| cur.is_idle()) {
+        q.need_resched = true;
+    }
+    q.queue.push_back(t);
+    if kick {
+        apic::send_ipi(c as u32, apic::RESCHED_VECTOR);
+    }
+}
+
+/// Makes a new or woken thread runnable.
+pub fn enqueue(t: Arc<Thread>) {
+    t.set_state(State::Runnable);
+    with_sched(|s| enqueue_locked(s, t));
+}
+
+/// Wakes `t` if it is blocked; returns whether it was.
+pub fn wake(t: &Arc<Thread>) -> bool {
+    if t.state
+        .compare_exchange(
+            State::Blocked as u8,
+            State::Runnable as u8,
+            Relaxed,
+            Relaxed,
+        )
+        .is_err()
+    {
+        return false;
+    }
+    with_sched(|s| enqueue_locked(s, t.clone()));
+    true
+}
+
+/// Takes the next thread for CPU `c`, stealing from the busiest CPU when its queue is empty.
+fn pick_next(s: &mut Scheduler, c: usize) -> Option<Arc<Thread>> {
+    if let Some(t) = s.cpus[c].queue.pop_front() {
+        return Some(t);
+    }
+    let victim = (0..MAX_CPUS)
+        .filter(|&i| i != c && s.cpus[i].online && !s.cpus[i].queue.is_empty())
+        .max_by_key(|&i| s.cpus[i].queue.len())?;
+    let q = &mut s.cpus[victim].queue;
+    let pos = q
+        .iter()
+        .position(|t| t.affinity.load(Relaxed) & (1 << c) != 0)?;
+    q.remove(pos)
+}
+
+/// Gives up the CPU: to the next runnable thread, or back to the caller if there is none and
+/// the caller can still run. A caller that set itself Blocked or Dead does not come back
+/// until woken (never, for Dead).
+pub fn schedule() {
+    cpu::without_interrupts(|| {
+        let c = this_cpu();
+        let mut s = SCHED.lock();
+        s.cpus[c].need_resched = false;
+        s.cpus[c].slice = SLICE_TICKS;
+        let prev = s.cpus[c]
+            .current
+            .clone()
+            .expect("CPU without a current thread");
+        let prev_runs_on = prev.state() == State::Running && !prev.is_idle();
+        let next = loop {
+            match pick_next(&mut s, c) {
+                Some(t) => {
+                    t.queued.store(false, Relaxed);
+                    if t.state() == State::Runnable || Arc::ptr_eq(&t, &prev) {
+                        break t;
+                    }
+                }
+                None if prev_runs_on
+                    || Arc::ptr_eq(&prev, s.cpus[c].idle.as_ref().expect("idle")) =>
+                {
+                    return;
+                }
+                None => break s.cpus[c].idle.clone().expect("idle"),
+            }
+        };
+        if Arc::ptr_eq(&next, &prev) {
+            prev.set_state(State::Running);
+            return;
+        }
+        if prev_runs_on {
+            prev.set_state(State::Runnable);
+            prev.queued.store(true, Relaxed);
+            s.cpus[c].queue.push_back(prev.clone());
+        }
+        next.set_state(State::Running);
+        next.cpu.store(c as u32, Relaxed);
+        s.cpus[c].current = Some(next.clone());
+        s.cpus[c].prev = Some(prev.clone());
+        drop(s);
+
+        while next.on_cpu.load(Acquire) {
+            core::hint::spin_loop();
+        }
+        next.on_cpu.store(true, Relaxed);
+        prev.save_user_state();
+        next.restore_user_state();
+        process::switch_to(&next);
+        let save = prev.saved_rsp.as_ptr();
+        let new_rsp = next.saved_rsp.load(Relaxed);
+        // The queue's `prev` and `current` keep both threads alive across the switch.
+        drop(prev);
+        drop(next);
+        // SAFETY: `new_rsp` was saved by switch_stacks (or built by initial_stack) for a thread
+        // that is not running (on_cpu was clear); `save` points into the previous thread,
+        // which the queue's `prev` keeps alive until finish_switch.
+        unsafe { switch::switch_stacks(save, new_rsp) };
+        finish_switch();
+    });
+}
+
+/// Completes a switch on the new thread's stack: the previous thread is now fully saved.
+pub fn finish_switch() {
+    let prev = with_sched(|s| s.cpus[this_cpu()].prev.take());
+    if let Some(p) = prev {
+        p.on_cpu.store(false, Release);
+        // A dead thread's last reference is usually this one: its kernel stack is freed here,
+        // on another stack.
+        drop(p);
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn finish_switch_c() {
+    finish_switch();
+}
+
+/// Timer tick on this CPU: wakes expired sleepers and ends the running thread's slice.
+pub fn tick(now_ns: u64) {
+    let mut guard = SCHED.lock();
+    let s = &mut *guard;
+    while let Some(entry) = s.sleepers.first_entry() {
+        if *entry.key() > now_ns {
+            break;
+        }
+        for t in entry.remove() {
+            if t.state
+                .compare_exchange(
+                    State::Blocked as u8,
+                    State::Runnable as u8,
+                    Relaxed,
+                    Relaxed,
+                )
+                .is_ok()
+            {
+                enqueue_locked(s, t);
+            }
+        }
+    }
+    let q = &mut s.cpus[this_cpu()];
+    q.slice = q.slice.saturating_sub(1);
+    if q.slice == 0 && !q.queue.is_empty() {
+        q.need_resched = true;
+    }
+}
+
+/// At the return to user space: switch if this CPU's slice ran out or work arrived for idle.
+pub fn preempt_point() {
+    let need = with_sched(|s| s.cpus[this_cpu()].need_resched);
+    if need {
+        schedule();
+    }
+}
+
+/// The idle loop of a CPU: run whatever is runnable, else halt until an interrupt.
+pub fn idle_loop() -> ! {
+    loop {
+        schedule();
+        cpu::disable_interrupts();
+        let empty = {
+            let mut s = SCHED.lock();
+            let c = this_cpu();
+            let empty = s.cpus[c].queue.is_empty();
+            s.cpus[c].halted = empty;
+            empty
+        };
+        if empty {
+            cpu::enable_and_halt();
+            with_sched(|s| s.cpus[this_cpu()].halted = false);
+        } else {
+            cpu::enable_interrupts();
+        }
+    }
+}
+
+/// Blocks the current thread until `deadline_ns` (monotonic) or until woken earlier.
+pub fn sleep_until(deadline_ns: u64) {
+    process::current().set_state(State::Blocked);
+    block_current(Some(deadline_ns));
+}
+
+/// Switches away from the current thread, which the caller has already set Blocked (after
+/// putting it where a waker will find it); returns when it is woken, or at `deadline_ns`.
+pub fn block_current(deadline_ns: Option<u64>) {
+    let t = process::current_arc();
+    if let Some(d) = deadline_ns {
+        with_sched(|s| s.sleepers.entry(d).or_default().push(t.clone()));
+    }
+    schedule();
+    if let Some(d) = deadline_ns {
+        with_sched(|s| {
+            if let Some(v) = s.sleepers.get_mut(&d) {
+                v.retain(|x| !Arc::ptr_eq(x, &t));
+                if v.is_empty() {
+                    s.sleepers.remove(&d);
+                }
+            }
+        });
+    }
+}
+
+/// Threads waiting for something, woken together.
+pub struct WaitQueue {
+    waiters: Mutex<VecDeque<Arc<Thread>>>,
+}
+
+impl Default for WaitQueue {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl WaitQueue {
+    pub const fn new() -> Self {
+        WaitQueue {
+            waiters: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// Waits until `cond` yields a value, or (if `interruptible`) a signal is pending, which
+    /// gives Err(()). `cond` is checked again after registering, so a wake-up between the
+    /// check and the sleep is not lost.
+    pub fn wait<T>(
+        &self,
+        interruptible: bool,
+        mut cond: impl FnMut() -> Option<T>,
+    ) -> Result<T, ()> {
+        let t = process::current_arc();
+        loop {
+            if let Some(v) = cond() {
+                return Ok(v);
+            }
+            if interruptible && crate::signal::pending(&t) {
+                return Err(());
+            }
+            cpu::without_interrupts(|| {
+                t.set_state(State::Blocked);
+                self.waiters.lock().push_back(t.clone());
+            });
+            if let Some(v) = cond() {
+                self.remove(&t);
+                t.set_state(State::Running);
+                return Ok(v);
+            }
+            schedule();
+            self.remove(&t);
+        }
+    }
+
+    fn remove(&self, t: &Arc<Thread>) {
+        cpu::without_interrupts(|| self.waiters.lock().retain(|x| !Arc::ptr_eq(x, t)));
+    }
+
+    pub fn wake_all(&self) {
+        let waiters: Vec<Arc<Thread>> =
+            cpu::without_interrupts(|| self.waiters.lock().drain(..).collect());
+        for t in waiters {
+            wake(&t);
+        }
+    }
+
+    /// Wakes up to `n` waiters; returns how many were woken.
+    pub fn wake(&self, n: usize) -> usize {
+        let mut woken = 0;
+        while woken < n {
+            let Some(t) = cpu::without_interrupts(|| self.waiters.lock().pop_front()) else {
+                break;
+            };
+            if wake(&t) {
+                woken += 1;
+            }
+        }
+        woken
+    }
+}

@@ -1,0 +1,255 @@
+//! Signals: pending sets with their siginfo, sending, and what happens at the return to user
+//! space (default actions now; handler frames are built by `deliver_to_handler`).
+
+use crate::arch::entry::TrapFrame;
+use crate::process::{self, Process, Thread};
+use alloc::sync::Arc;
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use ktls_abi::signal::*;
+use spin::Mutex;
+
+/// The information that comes with a signal (the fields of siginfo_t we fill).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SigInfo {
+    pub signo: u32,
+    pub code: i32,
+    pub errno: i32,
+    /// si_pid / si_addr / si_status / si_uid, depending on the signal.
+    pub pid: u32,
+    pub uid: u32,
+    pub status: i32,
+    pub addr: u64,
+}
+
+pub const SI_USER: i32 = 0;
+pub const SI_TKILL: i32 = -6;
+pub const CLD_EXITED: i32 = 1;
+pub const CLD_KILLED: i32 = 2;
+pub const SEGV_MAPERR: i32 = 1;
+pub const SEGV_ACCERR: i32 = 2;
+
+impl SigInfo {
+    pub fn child(pid: u32, wstatus: u32) -> SigInfo {
+        let (code, status) = if wstatus & 0x7f == 0 {
+            (CLD_EXITED, ((wstatus >> 8) & 0xff) as i32)
+        } else {
+            (CLD_KILLED, (wstatus & 0x7f) as i32)
+        };
+        SigInfo {
+            signo: SIGCHLD,
+            code,
+            pid,
+            status,
+            ..Default::default()
+        }
+    }
+
+    pub fn user(sig: u32, code: i32, pid: u32, uid: u32) -> SigInfo {
+        SigInfo {
+            signo: sig,
+            code,
+            pid,
+            uid,
+            ..Default::default()
+        }
+    }
+
+    pub fn fault(sig: u32, code: i32, addr: u64) -> SigInfo {
+        SigInfo {
+            signo: sig,
+            code,
+            addr,
+            ..Default::default()
+        }
+    }
+}
+
+/// A set of pending signals with the siginfo of each (standard signals do not queue: one
+/// pending instance each, as Linux).
+pub struct Pending {
+    set: AtomicU64,
+    info: Mutex<[Option<SigInfo>; NSIG as usize]>,
+}
+
+impl Default for Pending {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Pending {
+    pub const fn new() -> Self {
+        Pending {
+            set: AtomicU64::new(0),
+            info: Mutex::new([None; NSIG as usize]),
+        }
+    }
+
+    pub fn set(&self) -> SigSet {
+        self.set.load(Relaxed)
+    }
+
+    pub fn add(&self, sig: u32, info: Option<SigInfo>) {
+        crate::arch::cpu::without_interrupts(|| {
+            let mut i = self.info.lock();
+            if self.set.load(Relaxed) & sig_bit(sig) == 0 {
+                i[sig as usize - 1] = Some(info.unwrap_or(SigInfo {
+                    signo: sig,
+                    ..Default::default()
+                }));
+                self.set.fetch_or(sig_bit(sig), Relaxed);
+            }
+        });
+    }
+
+    /// Removes and returns the lowest pending signal in `allowed`.
+    pub fn take(&self, allowed: SigSet) -> Option<SigInfo> {
+        crate::arch::cpu::without_interrupts(|| {
+            let mut i = self.info.lock();
+            let ready = self.set.load(Relaxed) & allowed;
+            if ready == 0 {
+                return None;
+            }
+            let sig = ready.trailing_zeros() + 1;
+            self.set.fetch_and(!sig_bit(sig), Relaxed);
+            Some(i[sig as usize - 1].take().unwrap_or(SigInfo {
+                signo: sig,
+                ..Default::default()
+            }))
+        })
+    }
+
+    pub fn remove(&self, mask: SigSet) {
+        self.set.fetch_and(!mask, Relaxed);
+    }
+}
+
+/// Signals that can stop the current syscall for this thread: pending and not blocked.
+pub fn deliverable(t: &Thread) -> SigSet {
+    let blocked = t.sigmask.load(Relaxed) & !UNBLOCKABLE;
+    (t.pending.set() | t.process.shared_pending.set()) & !blocked
+}
+
+pub fn pending(t: &Thread) -> bool {
+    deliverable(t) != 0 || t.process.is_exiting()
+}
+
+/// What a signal does when its action is SIG_DFL.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Default_ {
+    Terminate,
+    Ignore,
+    Stop,
+    Continue,
+}
+
+fn default_action(sig: u32) -> Default_ {
+    match sig {
+        SIGCHLD | SIGURG | SIGWINCH => Default_::Ignore,
+        SIGSTOP | SIGTSTP | SIGTTIN | SIGTTOU => Default_::Stop,
+        SIGCONT => Default_::Continue,
+        _ => Default_::Terminate,
+    }
+}
+
+/// Whether `sig` would be discarded on arrival (ignored, explicitly or by default).
+fn ignored(p: &Process, sig: u32) -> bool {
+    let act = p.sigactions().lock()[sig as usize - 1];
+    act.handler == SIG_IGN || (act.handler == SIG_DFL && default_action(sig) == Default_::Ignore)
+}
+
+/// Sends a process-directed signal (kill): pending on the process, and one thread that does
+/// not block it is woken to take it.
+pub fn send_to_process(p: &Arc<Process>, sig: u32, info: Option<SigInfo>) {
+    if sig == 0 || (sig != SIGKILL && ignored(p, sig)) {
+        return;
+    }
+    p.shared_pending.add(sig, info);
+    let threads = p.threads.lock().clone();
+    let target = threads
+        .iter()
+        .find(|t| t.sigmask.load(Relaxed) & sig_bit(sig) == 0)
+        .or(threads.first());
+    if let Some(t) = target {
+        crate::sched::wake(t);
+        crate::arch::apic::kick_cpu(t.cpu.load(Relaxed));
+    }
+}
+
+/// Sends a thread-directed signal (tgkill, faults).
+pub fn send_to_thread(t: &Arc<Thread>, sig: u32, info: Option<SigInfo>) {
+    if sig == 0 || (sig != SIGKILL && ignored(&t.process, sig)) {
+        return;
+    }
+    t.pending.add(sig, info);
+    crate::sched::wake(t);
+    crate::arch::apic::kick_cpu(t.cpu.load(Relaxed));
+}
+
+/// Runs at every return to user space: ends the thread if its process is exiting, and acts
+/// on deliverable signals (default actions here; handlers get a frame on the user stack).
+pub fn on_return_to_user(frame: &mut TrapFrame) {
+    let t = process::current();
+    loop {
+        if t.process.is_exiting() {
+            process::exit_thread(0);
+        }
+        let allowed = !(t.sigmask.load(Relaxed) & !UNBLOCKABLE);
+        let Some(info) = t
+            .pending
+            .take(allowed)
+            .or_else(|| t.process.shared_pending.take(allowed))
+        else {
+            // No handler runs: an interrupted syscall restarts, and a mask saved by
+            // sigsuspend comes back.
+            crate::syscall::restart_fixup(frame, None);
+            if let Some(m) = t.restore_sigmask.lock().take() {
+                t.sigmask.store(m, Relaxed);
+            }
+            return;
+        };
+        let sig = info.signo;
+        let act = t.process.sigactions().lock()[sig as usize - 1];
+        match act.handler {
+            SIG_IGN if sig != SIGKILL => continue,
+            SIG_DFL => match default_action(sig) {
+                Default_::Ignore | Default_::Continue => continue,
+                // Job control is not implemented: stop signals are ignored (logged once).
+                Default_::Stop => {
+                    crate::log_once!("stop signals are not implemented: signal {sig} ignored");
+                    continue;
+                }
+                Default_::Terminate => process::exit_group(wstatus_signaled(sig)),
+            },
+            _ if sig == SIGKILL => process::exit_group(wstatus_signaled(sig)),
+            _ => {
+                crate::syscall::restart_fixup(frame, Some(&act));
+                if crate::signal_frame::deliver(t, frame, &info, &act).is_err() {
+                    // No room for the frame on the user's stack: Linux forces SIGSEGV.
+                    process::exit_group(wstatus_signaled(SIGSEGV));
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// A fault in user mode: send the signal to the thread and deliver it now (a blocked or
+/// ignored synchronous fault signal kills the process, as Linux's force_sig does).
+pub fn force_fault(sig: u32, info: SigInfo, frame: &mut TrapFrame) {
+    let t = process::current_arc();
+    let act = t.process.sigactions().lock()[sig as usize - 1];
+    let blocked = t.sigmask.load(Relaxed) & sig_bit(sig) != 0;
+    if blocked || act.handler == SIG_IGN || act.handler == SIG_DFL {
+        process::exit_group(wstatus_signaled(sig));
+    }
+    t.pending.add(sig, Some(info));
+    drop(t);
+    on_return_to_user(frame);
+}
+
+/// sigsuspend (and friends) run with a temporary mask; the mask to go back to is recorded in
+/// the signal frame of the handler that ends the wait.
+pub fn set_restore_mask(t: &Thread, old: SigSet) {
+    *t.restore_sigmask.lock() = Some(old);
+}

@@ -1,0 +1,752 @@
+//! Creating, replacing, waiting for and signalling processes and threads; credentials;
+//! affinity; the signal-state syscalls that need the scheduler.
+
+use super::SysResult;
+use crate::arch::entry::TrapFrame;
+use crate::arch::switch;
+use crate::fs::Ctx;
+use crate::mm::uaccess::{self, read_cstr, UserPtr};
+use crate::process::{self, current, current_arc, Process, ProcessParts, Thread};
+use crate::signal::{self, SigInfo};
+use crate::{exec, sched};
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::Ordering::Relaxed;
+use ktls_abi::fs::PATH_MAX;
+use ktls_abi::signal::*;
+use ktls_abi::time::Timespec;
+use ktls_abi::Errno;
+use spin::Mutex;
+
+// Clone flags (include/uapi/linux/sched.h).
+const CSIGNAL: u64 = 0xff;
+const CLONE_VM: u64 = 0x100;
+const CLONE_FS: u64 = 0x200;
+const CLONE_FILES: u64 = 0x400;
+const CLONE_SIGHAND: u64 = 0x800;
+const CLONE_PIDFD: u64 = 0x1000;
+const CLONE_PTRACE: u64 = 0x2000;
+const CLONE_VFORK: u64 = 0x4000;
+const CLONE_PARENT: u64 = 0x8000;
+const CLONE_THREAD: u64 = 0x10000;
+const CLONE_NEWNS: u64 = 0x20000;
+const CLONE_SYSVSEM: u64 = 0x40000;
+const CLONE_SETTLS: u64 = 0x80000;
+const CLONE_PARENT_SETTID: u64 = 0x100000;
+const CLONE_CHILD_CLEARTID: u64 = 0x200000;
+const CLONE_DETACHED: u64 = 0x400000;
+const CLONE_UNTRACED: u64 = 0x800000;
+const CLONE_CHILD_SETTID: u64 = 0x1000000;
+const CLONE_IO: u64 = 0x8000_0000;
+const CLONE_CLEAR_SIGHAND: u64 = 0x1_0000_0000;
+/// Namespace and cgroup flags: not supported here.
+const CLONE_NAMESPACES: u64 = CLONE_NEWNS
+    | 0x0200_0000
+    | 0x0400_0000
+    | 0x0800_0000
+    | 0x1000_0000
+    | 0x2000_0000
+    | 0x4000_0000
+    | 0x80
+    | 0x2_0000_0000;
+
+/// What clone and clone3 ask for, decoded.
+pub struct CloneRequest {
+    pub flags: u64,
+    pub exit_signal: u32,
+    pub stack: u64,
+    pub parent_tid: u64,
+    pub child_tid: u64,
+    pub tls: u64,
+}
+
+pub fn clone(
+    frame: &TrapFrame,
+    flags: u64,
+    stack: u64,
+    parent_tid: u64,
+    child_tid: u64,
+    tls: u64,
+) -> SysResult {
+    let req = CloneRequest {
+        flags: flags & !CSIGNAL,
+        exit_signal: (flags & CSIGNAL) as u32,
+        stack,
+        parent_tid,
+        child_tid,
+        tls,
+    };
+    do_clone(frame, req)
+}
+
+/// struct clone_args sizes (CLONE_ARGS_SIZE_VER0..2).
+const CLONE_ARGS_VER0: u64 = 64;
+
+pub fn clone3(frame: &TrapFrame, args: u64, size: u64) -> SysResult {
+    if size < CLONE_ARGS_VER0 {
+        return Err(Errno::EINVAL);
+    }
+    if size > ktls_abi::PAGE_SIZE as u64 {
+        return Err(Errno::E2BIG);
+    }
+    let mut raw = alloc::vec![0u8; size as usize];
+    uaccess::copy_from_user(&mut raw, args)?;
+    // Linux's copy_struct_from_user: unknown trailing bytes must be zero.
+    if raw.len() > 88 && raw[88..].iter().any(|&b| b != 0) {
+        return Err(Errno::E2BIG);
+    }
+    raw.resize(88.max(raw.len()), 0);
+    let word = |i: usize| u64::from_le_bytes(raw[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+    let (flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls) = (
+        word(0),
+        word(1),
+        word(2),
+        word(3),
+        word(4),
+        word(5),
+        word(6),
+        word(7),
+    );
+    let (set_tid_size, cgroup) = (word(9), word(10));
+    if exit_signal > NSIG as u64 || flags & CSIGNAL != 0 || set_tid_size != 0 || cgroup != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if flags & CLONE_PIDFD != 0 || pidfd != 0 {
+        return super::unimplemented_op("clone3 with CLONE_PIDFD", flags);
+    }
+    if (stack == 0) != (stack_size == 0) {
+        return Err(Errno::EINVAL);
+    }
+    let req = CloneRequest {
+        flags,
+        exit_signal: exit_signal as u32,
+        stack: if stack != 0 { stack + stack_size } else { 0 },
+        parent_tid,
+        child_tid,
+        tls,
+    };
+    do_clone(frame, req)
+}
+
+pub fn fork(frame: &TrapFrame) -> SysResult {
+    do_clone(
+        frame,
+        CloneRequest {
+            flags: 0,
+            exit_signal: SIGCHLD,
+            stack: 0,
+            parent_tid: 0,
+            child_tid: 0,
+            tls: 0,
+        },
+    )
+}
+
+pub fn vfork(frame: &TrapFrame) -> SysResult {
+    let req = CloneRequest {
+        flags: CLONE_VM | CLONE_VFORK,
+        exit_signal: SIGCHLD,
+        stack: 0,
+        parent_tid: 0,
+        child_tid: 0,
+        tls: 0,
+    };
+    do_clone(frame, req)
+}
+
+fn do_clone(frame: &TrapFrame, req: CloneRequest) -> SysResult {
+    let f = req.flags;
+    // Linux's checks in copy_process.
+    if f & CLONE_NAMESPACES != 0 {
+        return super::unimplemented_op("clone with namespace or cgroup flags", f);
+    }
+    if f & CLONE_THREAD != 0 && f & CLONE_SIGHAND == 0 {
+        return Err(Errno::EINVAL);
+    }
+    if f & CLONE_SIGHAND != 0 && f & CLONE_VM == 0 {
+        return Err(Errno::EINVAL);
+    }
+    if f & CLONE_CLEAR_SIGHAND != 0 && f & CLONE_SIGHAND != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if f & CLONE_SETTLS != 0 && req.tls >= crate::mm::addrspace::USER_TOP {
+        return Err(Errno::EPERM);
+    }
+    let _ = (
+        CLONE_FS,
+        CLONE_PTRACE,
+        CLONE_SYSVSEM,
+        CLONE_DETACHED,
+        CLONE_UNTRACED,
+        CLONE_IO,
+    );
+    let parent_thread = current_arc();
+    let parent = parent_thread.process.clone();
+    let tid = process::alloc_id();
+
+    let process = if f & CLONE_THREAD != 0 {
+        parent.clone()
+    } else {
+        let mm = if f & CLONE_VM != 0 {
+            parent.mm()
+        } else {
+            Arc::new(Mutex::new(parent.mm().lock().duplicate()?))
+        };
+        let files = if f & CLONE_FILES != 0 {
+            parent.files()
+        } else {
+            Arc::new(Mutex::new(parent.files().lock().clone()))
+        };
+        let sigactions = if f & CLONE_SIGHAND != 0 {
+            parent.sigactions()
+        } else {
+            let mut a = *parent.sigactions().lock();
+            if f & CLONE_CLEAR_SIGHAND != 0 {
+                for act in a.iter_mut().filter(|x| x.handler != SIG_IGN) {
+                    *act = KSigaction::default();
+                }
+            }
+            Arc::new(Mutex::new(a))
+        };
+        let ppid = if f & CLONE_PARENT != 0 {
+            parent.ppid.load(Relaxed)
+        } else {
+            parent.pid
+        };
+        let child = Process::new(
+            tid,
+            ppid,
+            ProcessParts {
+                mm,
+                files,
+                cwd: parent.cwd.lock().clone(),
+                exe: parent.exe.lock().clone(),
+                creds: *parent.creds.lock(),
+                sigactions,
+                rlimits: *parent.rlimits.lock(),
+                umask: parent.umask.load(Relaxed),
+            },
+        );
+        child.pgid.store(parent.pgid.load(Relaxed), Relaxed);
+        child.sid.store(parent.sid.load(Relaxed), Relaxed);
+        child.exit_signal.store(req.exit_signal, Relaxed);
+        match process::find_process(ppid) {
+            Some(pp) => pp.children.lock().push(child.clone()),
+            None => parent.children.lock().push(child.clone()),
+        }
+        child
+    };
+
+    let thread = Thread::new(tid, process.clone());
+    thread
+        .sigmask
+        .store(parent_thread.sigmask.load(Relaxed), Relaxed);
+    thread
+        .affinity
+        .store(parent_thread.affinity.load(Relaxed), Relaxed);
+    thread.cpu.store(parent_thread.cpu.load(Relaxed), Relaxed);
+    // The child's FPU state and GS base are the parent's; FS too unless CLONE_SETTLS.
+    parent_thread.save_user_state();
+    thread.fs_base.store(
+        if f & CLONE_SETTLS != 0 {
+            req.tls
+        } else {
+            parent_thread.fs_base.load(Relaxed)
+        },
+        Relaxed,
+    );
+    thread
+        .gs_base
+        .store(parent_thread.gs_base.load(Relaxed), Relaxed);
+    if f & CLONE_THREAD == 0 {
+        // A new process keeps the parent's alternate signal stack (a thread starts without).
+        *thread.altstack.lock() = *parent_thread.altstack.lock();
+    }
+    let mut child_frame = *frame;
+    child_frame.rax = 0;
+    if req.stack != 0 {
+        child_frame.rsp = req.stack;
+    }
+
+    if f & CLONE_PARENT_SETTID != 0 {
+        UserPtr::<u32>::new(req.parent_tid).write(&tid)?;
+    }
+    if f & CLONE_CHILD_SETTID != 0 {
+        // In the child's memory: the same as ours unless the address space was copied.
+        let mm = process.mm();
+        let mut mm = mm.lock();
+        mm.write_bytes(req.child_tid, &tid.to_le_bytes())?;
+    }
+    if f & CLONE_CHILD_CLEARTID != 0 {
+        thread.clear_child_tid.store(req.child_tid, Relaxed);
+    }
+    let sp = switch::new_thread_stack(thread.kernel_stack_top(), &child_frame);
+    thread.saved_rsp.store(sp, Relaxed);
+    if f & CLONE_VFORK != 0 {
+        process.vfork_parent_waiting.store(true, Relaxed);
+    }
+    sched::enqueue(thread);
+    if f & CLONE_VFORK != 0 {
+        // The parent sleeps until the child execs or exits (signals do not end this wait).
+        let _ = process.vfork_wait.wait(false, || {
+            (!process.vfork_parent_waiting.load(Relaxed)).then_some(())
+        });
+    }
+    Ok(tid as u64)
+}
+
+/// Reads a NULL-terminated array of string pointers (argv/envp), with Linux's limits.
+fn read_string_array(ptr: u64) -> Result<Vec<Vec<u8>>, Errno> {
+    let mut out = Vec::new();
+    if ptr == 0 {
+        return Ok(out);
+    }
+    let mut total = 0usize;
+    for i in 0.. {
+        if i >= ktls_abi::mm::MAX_ARG_STRINGS as usize {
+            return Err(Errno::E2BIG);
+        }
+        let p = UserPtr::<u64>::new(ptr).add(i).read()?;
+        if p == 0 {
+            break;
+        }
+        let s = read_cstr(p, ktls_abi::mm::MAX_ARG_STRLEN as usize).map_err(|e| {
+            if e == Errno::ENAMETOOLONG {
+                Errno::E2BIG
+            } else {
+                e
+            }
+        })?;
+        total += s.len() + 1 + 8;
+        if total as u64 > ktls_loader::DEFAULT_ARG_LIMIT {
+            return Err(Errno::E2BIG);
+        }
+        out.push(s);
+    }
+    Ok(out)
+}
+
+pub fn execve(frame: &mut TrapFrame, path: u64, argv: u64, envp: u64) -> SysResult {
+    let path = read_cstr(path, PATH_MAX)?;
+    let argv = read_string_array(argv)?;
+    let envp = read_string_array(envp)?;
+    let t = current_arc();
+    let p = t.process.clone();
+    let creds = *p.creds.lock();
+    let (file, abs) = {
+        let ctx = Ctx::of(&p);
+        let cwd = p.cwd.lock().clone();
+        crate::fs::read_executable(&ctx, &cwd, &path)?
+    };
+    let argv_refs: Vec<&[u8]> = argv.iter().map(|a| a.as_slice()).collect();
+    let envp_refs: Vec<&[u8]> = envp.iter().map(|a| a.as_slice()).collect();
+    let image = exec::load(file.bytes(), &path, &argv_refs, &envp_refs, &creds)?;
+    // Point of no return: the other threads go, the new image replaces the old.
+    process::kill_other_threads(&p, t.tid);
+    let new_mm = Arc::new(Mutex::new(image.mm));
+    new_mm.lock().activate();
+    let old_mm = core::mem::replace(&mut *p.mm.lock(), new_mm);
+    drop(old_mm);
+    process::release_vfork_parent(&p);
+    *p.exe.lock() = abs;
+    p.files().lock().close_on_exec();
+    {
+        // Handlers are reset (their code is gone); ignored signals stay ignored.
+        let actions = p.sigactions();
+        let mut fresh = *actions.lock();
+        for a in fresh.iter_mut() {
+            if a.handler != SIG_IGN {
+                *a = KSigaction::default();
+            }
+        }
+        *p.sigactions.lock() = Arc::new(Mutex::new(fresh));
+    }
+    *t.altstack.lock() = StackT {
+        ss_flags: SS_DISABLE,
+        ..Default::default()
+    };
+    t.clear_child_tid.store(0, Relaxed);
+    t.robust_list.store(0, Relaxed);
+    crate::arch::cpu::set_user_fs_base(0);
+    crate::arch::cpu::set_user_gs_base(0);
+    if let Some(fpu) = t.fpu.lock().as_mut() {
+        fpu.reset();
+    }
+    *frame = TrapFrame::new_user(image.entry, image.sp);
+    t.full_restore.store(true, Relaxed);
+    Ok(0)
+}
+
+const WNOHANG: u64 = 1;
+const WUNTRACED: u64 = 2;
+const WEXITED: u64 = 4;
+const WCONTINUED: u64 = 8;
+const WNOWAIT: u64 = 0x0100_0000;
+const WNOTHREAD: u64 = 0x2000_0000;
+const WALL: u64 = 0x4000_0000;
+const WCLONE: u64 = 0x8000_0000;
+
+enum Which {
+    Any,
+    Pid(u32),
+    Pgid(u32),
+}
+
+fn matches(c: &Process, which: &Which) -> bool {
+    match which {
+        Which::Any => true,
+        Which::Pid(p) => c.pid == *p,
+        Which::Pgid(g) => c.pgid.load(Relaxed) == *g,
+    }
+}
+
+/// Waits for a child matching `which` to end; returns (pid, wait status), or None for WNOHANG
+/// with children still running.
+fn wait_child(which: Which, options: u64, reap: bool) -> Result<Option<(u32, u32)>, Errno> {
+    let me = current().process.clone();
+    let result = me.child_wait.wait(true, || {
+        let children = me.children.lock().clone();
+        let mut any = false;
+        for c in children.iter().filter(|c| matches(c, &which)) {
+            any = true;
+            if let Some(ws) = *c.zombie.lock() {
+                if reap {
+                    process::reap(&me, c);
+                }
+                return Some(Ok(Some((c.pid, ws))));
+            }
+        }
+        if !any {
+            return Some(Err(Errno::ECHILD));
+        }
+        if options & WNOHANG != 0 {
+            return Some(Ok(None));
+        }
+        None
+    });
+    result.map_err(|_| Errno::ERESTARTSYS)?
+}
+
+pub fn wait4(pid: u64, wstatus: u64, options: u64, rusage: u64) -> SysResult {
+    if options & !(WNOHANG | WUNTRACED | WCONTINUED | WNOTHREAD | WALL | WCLONE) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let pid = pid as i32;
+    let which = match pid {
+        -1 => Which::Any,
+        0 => Which::Pgid(current().process.pgid.load(Relaxed)),
+        p if p < -1 => Which::Pgid(p.unsigned_abs()),
+        p => Which::Pid(p as u32),
+    };
+    match wait_child(which, options, true)? {
+        None => Ok(0),
+        Some((cpid, ws)) => {
+            if wstatus != 0 {
+                UserPtr::<u32>::new(wstatus).write(&ws)?;
+            }
+            if rusage != 0 {
+                // struct rusage (144 bytes): no accounting yet, so all zero.
+                uaccess::copy_to_user(rusage, &[0u8; 144])?;
+            }
+            Ok(cpid as u64)
+        }
+    }
+}
+
+const P_ALL: u64 = 0;
+const P_PID: u64 = 1;
+const P_PGID: u64 = 2;
+
+pub fn waitid(idtype: u64, id: u64, infop: u64, options: u64, rusage: u64) -> SysResult {
+    if options & !(WNOHANG | WUNTRACED | WEXITED | WCONTINUED | WNOWAIT | WNOTHREAD | WALL | WCLONE)
+        != 0
+        || options & (WEXITED | WUNTRACED | WCONTINUED) == 0
+    {
+        return Err(Errno::EINVAL);
+    }
+    let which = match idtype {
+        P_ALL => Which::Any,
+        P_PID if id as i32 > 0 => Which::Pid(id as u32),
+        P_PGID => Which::Pgid(if id == 0 {
+            current().process.pgid.load(Relaxed)
+        } else {
+            id as u32
+        }),
+        _ => return Err(Errno::EINVAL),
+    };
+    if options & WEXITED == 0 {
+        // Only stop/continue events were asked for, which never happen here.
+        return if options & WNOHANG != 0 {
+            Ok(0)
+        } else {
+            Err(Errno::ECHILD)
+        };
+    }
+    let found = wait_child(which, options, options & WNOWAIT == 0)?;
+    let mut info = [0u8; 128];
+    if let Some((cpid, ws)) = found {
+        let si = SigInfo::child(cpid, ws);
+        info[0..4].copy_from_slice(&(SIGCHLD as i32).to_le_bytes());
+        info[8..12].copy_from_slice(&si.code.to_le_bytes());
+        info[16..20].copy_from_slice(&cpid.to_le_bytes());
+        info[24..28].copy_from_slice(&si.status.to_le_bytes());
+    }
+    if infop != 0 {
+        uaccess::copy_to_user(infop, &info)?;
+    }
+    if rusage != 0 {
+        uaccess::copy_to_user(rusage, &[0u8; 144])?;
+    }
+    Ok(0)
+}
+
+fn check_signal(sig: u64) -> Result<u32, Errno> {
+    if sig > NSIG as u64 {
+        return Err(Errno::EINVAL);
+    }
+    Ok(sig as u32)
+}
+
+pub fn kill(pid: u64, sig: u64) -> SysResult {
+    let sig = check_signal(sig)?;
+    let me = current();
+    let info = SigInfo::user(
+        sig,
+        SI_USER_CODE,
+        me.process.pid,
+        me.process.creds.lock().uid,
+    );
+    let pid = pid as i32;
+    let targets: Vec<Arc<Process>> = match pid {
+        p if p > 0 => vec_of(process::find_process(p as u32).filter(|p| p.zombie.lock().is_none())),
+        0 => by_pgid(me.process.pgid.load(Relaxed)),
+        -1 => process::all_processes()
+            .into_iter()
+            .filter(|p| p.pid > 1 && p.pid != me.process.pid)
+            .collect(),
+        p => by_pgid(p.unsigned_abs()),
+    };
+    if targets.is_empty() {
+        return Err(Errno::ESRCH);
+    }
+    for p in targets {
+        signal::send_to_process(&p, sig, Some(info));
+    }
+    Ok(0)
+}
+
+const SI_USER_CODE: i32 = signal::SI_USER;
+
+fn vec_of(p: Option<Arc<Process>>) -> Vec<Arc<Process>> {
+    p.into_iter().collect()
+}
+
+fn by_pgid(pgid: u32) -> Vec<Arc<Process>> {
+    process::all_processes()
+        .into_iter()
+        .filter(|p| p.pgid.load(Relaxed) == pgid && p.zombie.lock().is_none())
+        .collect()
+}
+
+pub fn tgkill(tgid: u64, tid: u64, sig: u64) -> SysResult {
+    if tgid as i32 <= 0 || tid as i32 <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    let sig = check_signal(sig)?;
+    let t = process::find_thread(tid as u32).ok_or(Errno::ESRCH)?;
+    if tgid != u64::MAX && t.process.pid != tgid as u32 {
+        return Err(Errno::ESRCH);
+    }
+    let me = current();
+    let info = SigInfo::user(
+        sig,
+        signal::SI_TKILL,
+        me.process.pid,
+        me.process.creds.lock().uid,
+    );
+    signal::send_to_thread(&t, sig, Some(info));
+    Ok(0)
+}
+
+pub fn tkill(tid: u64, sig: u64) -> SysResult {
+    if tid as i32 <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    tgkill(u64::MAX, tid, sig)
+}
+
+pub fn rt_sigreturn(frame: &mut TrapFrame) -> SysResult {
+    let t = current();
+    if crate::signal_frame::sigreturn(t, frame).is_err() {
+        process::exit_group(wstatus_signaled(SIGSEGV));
+    }
+    Ok(frame.rax)
+}
+
+pub fn rt_sigpending(set: u64, size: u64) -> SysResult {
+    if size as usize > SIGSET_SIZE {
+        return Err(Errno::EINVAL);
+    }
+    let t = current();
+    let pending = (t.pending.set() | t.process.shared_pending.set()) & t.sigmask.load(Relaxed);
+    uaccess::copy_to_user(set, &pending.to_le_bytes()[..size as usize])?;
+    Ok(0)
+}
+
+pub fn rt_sigsuspend(mask: u64, size: u64) -> SysResult {
+    if size as usize != SIGSET_SIZE {
+        return Err(Errno::EINVAL);
+    }
+    let new = UserPtr::<SigSet>::new(mask).read()? & !UNBLOCKABLE;
+    let t = current();
+    let old = t.sigmask.swap(new, Relaxed);
+    // Sleep until a signal arrives; the handler runs with `new` in force, then sigreturn
+    // restores `old` (saved in the frame via the restored mask below).
+    let q = sched::WaitQueue::new();
+    let _ = q.wait(true, || None::<()>);
+    signal::set_restore_mask(t, old);
+    Err(Errno::ERESTARTNOHAND)
+}
+
+pub fn rt_sigtimedwait(set: u64, info: u64, timeout: u64, size: u64) -> SysResult {
+    if size as usize != SIGSET_SIZE {
+        return Err(Errno::EINVAL);
+    }
+    let wanted = UserPtr::<SigSet>::new(set).read()? & !UNBLOCKABLE;
+    let deadline = if timeout != 0 {
+        let ts = UserPtr::<Timespec>::new(timeout).read()?;
+        if !ts.is_valid() {
+            return Err(Errno::EINVAL);
+        }
+        Some(crate::time::monotonic_ns().saturating_add(ts.to_nanos()))
+    } else {
+        None
+    };
+    let t = current();
+    loop {
+        if let Some(si) = t
+            .pending
+            .take(wanted)
+            .or_else(|| t.process.shared_pending.take(wanted))
+        {
+            if info != 0 {
+                let mut raw = [0u8; 128];
+                raw[0..4].copy_from_slice(&(si.signo as i32).to_le_bytes());
+                raw[8..12].copy_from_slice(&si.code.to_le_bytes());
+                raw[16..20].copy_from_slice(&si.pid.to_le_bytes());
+                raw[20..24].copy_from_slice(&si.uid.to_le_bytes());
+                uaccess::copy_to_user(info, &raw)?;
+            }
+            return Ok(si.signo as u64);
+        }
+        if signal::deliverable(t) & !wanted != 0 || t.process.is_exiting() {
+            return Err(Errno::EINTR);
+        }
+        match deadline {
+            Some(d) if crate::time::monotonic_ns() >= d => return Err(Errno::EAGAIN),
+            Some(d) => sched::sleep_until(d),
+            None => {
+                // Woken by signal delivery (send_to_* wakes the thread).
+                t.set_state(sched::State::Blocked);
+                if (t.pending.set() | t.process.shared_pending.set())
+                    & (wanted | signal::deliverable(t))
+                    != 0
+                {
+                    t.set_state(sched::State::Running);
+                    continue;
+                }
+                sched::block_current(None);
+            }
+        }
+    }
+}
+
+pub fn sched_yield() -> SysResult {
+    sched::schedule();
+    Ok(0)
+}
+
+pub fn sched_setaffinity(pid: u64, len: u64, mask: u64) -> SysResult {
+    let t = thread_for(pid)?;
+    let mut bytes = [0u8; 8];
+    let n = (len as usize).min(8);
+    uaccess::copy_from_user(&mut bytes[..n], mask)?;
+    let online = (1u64 << sched::online_cpus()) - 1;
+    let m = u64::from_le_bytes(bytes) & online;
+    if m == 0 {
+        return Err(Errno::EINVAL);
+    }
+    t.affinity.store(m, Relaxed);
+    if Arc::ptr_eq(&t, &current_arc()) && m & (1 << crate::arch::percpu::get().cpu_id()) == 0 {
+        // Move now: the scheduler puts us on an allowed CPU when we are requeued.
+        sched::schedule();
+    }
+    Ok(0)
+}
+
+pub fn sched_getaffinity(pid: u64, len: u64, mask: u64) -> SysResult {
+    let t = thread_for(pid)?;
+    let ncpus = sched::online_cpus() as u64;
+    // Linux: the buffer must hold nr_cpu_ids bits and be a whole number of longs.
+    if len * 8 < ncpus || len % 8 != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let m = t.affinity.load(Relaxed) & ((1u64 << ncpus) - 1);
+    UserPtr::<u64>::new(mask).write(&m)?;
+    Ok(8)
+}
+
+fn thread_for(pid: u64) -> Result<Arc<Thread>, Errno> {
+    if pid == 0 {
+        Ok(current_arc())
+    } else {
+        process::find_thread(pid as u32).ok_or(Errno::ESRCH)
+    }
+}
+
+pub fn getpgid(pid: u64) -> SysResult {
+    let p = if pid == 0 {
+        current().process.clone()
+    } else {
+        process::find_process(pid as u32).ok_or(Errno::ESRCH)?
+    };
+    Ok(p.pgid.load(Relaxed) as u64)
+}
+
+pub fn getsid(pid: u64) -> SysResult {
+    let p = if pid == 0 {
+        current().process.clone()
+    } else {
+        process::find_process(pid as u32).ok_or(Errno::ESRCH)?
+    };
+    Ok(p.sid.load(Relaxed) as u64)
+}
+
+pub fn setpgid(pid: u64, pgid: u64) -> SysResult {
+    if (pgid as i64) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let me = current().process.clone();
+    let p = if pid == 0 || pid as u32 == me.pid {
+        me.clone()
+    } else {
+        let c = process::find_process(pid as u32).ok_or(Errno::ESRCH)?;
+        if c.ppid.load(Relaxed) != me.pid {
+            return Err(Errno::ESRCH);
+        }
+        c
+    };
+    let g = if pgid == 0 { p.pid } else { pgid as u32 };
+    p.pgid.store(g, Relaxed);
+    Ok(0)
+}
+
+pub fn setsid() -> SysResult {
+    let p = current().process.clone();
+    if p.pgid.load(Relaxed) == p.pid {
+        return Err(Errno::EPERM);
+    }
+    p.sid.store(p.pid, Relaxed);
+    p.pgid.store(p.pid, Relaxed);
+    Ok(p.pid as u64)
+}

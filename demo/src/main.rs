@@ -45,10 +45,10 @@ fn main() {
     print_auxv();
     print_fs_base();
     print_clocks();
-    let sysname = print_uname();
+    let kernel = print_uname();
 
     let cpl = current_privilege_level();
-    println!("ran in ring {cpl} on {sysname}");
+    println!("ran in ring {cpl} on {kernel}");
 }
 
 fn print_auxv() {
@@ -186,7 +186,7 @@ fn utc_date(secs: i64) -> String {
     )
 }
 
-/// Prints uname and returns the sysname.
+/// Prints uname and returns "sysname release".
 fn print_uname() -> String {
     // SAFETY: utsname is plain old data; all zeroes is a valid value.
     let mut u: libc::utsname = unsafe { std::mem::zeroed() };
@@ -203,16 +203,16 @@ fn print_uname() -> String {
             .collect();
         String::from_utf8_lossy(&bytes).into_owned()
     };
-    let sysname = field(&u.sysname);
+    let (sysname, release) = (field(&u.sysname), field(&u.release));
     println!(
         "uname: sysname {:?}, nodename {:?}, release {:?}, version {:?}, machine {:?}",
         sysname,
         field(&u.nodename),
-        field(&u.release),
+        release,
         field(&u.version),
         field(&u.machine)
     );
-    sysname
+    format!("{sysname} {release}")
 }
 
 /// The current privilege level: the low two bits of CS.

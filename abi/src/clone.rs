@@ -49,17 +49,17 @@ bitflags! {
         const CLEAR_SIGHAND = 1 << 32;
         /// clone3 (5.7): start the child in the cgroup `clone_args.cgroup` names.
         const INTO_CGROUP = 1 << 33;
-        /// clone3 (7.1): reap the child automatically when it exits.
+        /// clone3 (2026, after 7.0): reap the child automatically when it exits.
         const AUTOREAP = 1 << 34;
-        /// clone3 (7.1): set no_new_privs in the child.
+        /// clone3 (2026, after 7.0): set no_new_privs in the child.
         const NNP = 1 << 35;
-        /// clone3 (7.1): kill the child when the pidfd clone3 returned is closed.
+        /// clone3 (2026, after 7.0): kill the child when the pidfd clone3 returned is closed.
         const PIDFD_AUTOKILL = 1 << 36;
         /// ktls, clone3 only: the child is a thread whose KTLS area (`tls` + the process-wide
         /// KTLS offset) the kernel registers and fills before the child's first instruction.
         /// See [`check_rseq_ktls`] and spec/ktls.md.
         ///
-        /// Bit 40 because Linux hands out clone3 bits upward from 32 and had reached 36 (7.1);
+        /// Bit 40 because Linux hands out clone3 bits upward from 32 and had reached 36 (2026);
         /// bits 37-39 stay free for Linux's next flags. Linux rejects unknown clone3 bits with
         /// EINVAL (clone3_args_valid), so a program that passes this flag to Linux gets a clean
         /// error, never a thread without an area. clone(2) truncates flags to 32 bits, so the
@@ -71,7 +71,7 @@ bitflags! {
 /// [`CloneFlags::RSEQ_KTLS`] as a number, for C headers and the spec.
 pub const CLONE_RSEQ_KTLS: u64 = CloneFlags::RSEQ_KTLS.bits();
 
-/// The clone3 flags Linux 7.1 accepts (beyond the legacy 32 bits).
+/// The clone3 flags current Linux accepts (the legacy 32 bits and bits 32 to 36).
 pub const CLONE3_LINUX_FLAGS: u64 = CLONE_LEGACY_FLAGS
     | CloneFlags::CLEAR_SIGHAND.bits()
     | CloneFlags::INTO_CGROUP.bits()

@@ -121,15 +121,6 @@ impl FieldDesc {
     }
 }
 
-const IDS: &str = "registration and child creation (cpu_id_start and cpu_id first \
-                   RSEQ_CPU_ID_UNINITIALIZED, node_id and mm_cid 0), then before every return \
-                   to user space after which they would differ (migration, mm_cid change); \
-                   reset on unregistration";
-const IDS_AT_CREATION: &str = "registration, child creation (fork, vfork, clone3 with \
-                   CLONE_RSEQ_KTLS) and the parent's return from vfork";
-const CREDS: &str = "registration, child creation, the parent's return from vfork, and in \
-                   every live area of the process before a credential-changing syscall returns";
-
 /// The KTLS field table: every field of ABI version 1 in offset order. spec/ktls.md carries
 /// the same table; abi/tests/spec_table.rs keeps the two equal.
 pub const FIELDS: &[FieldDesc] = &[
@@ -139,7 +130,7 @@ pub const FIELDS: &[FieldDesc] = &[
         size: 4,
         level: 1,
         writer: Writer::Kernel,
-        when: IDS,
+        when: "registration and child creation, then before a return to user space whenever the thread's CPU changed; 0 at unregistration",
     },
     FieldDesc {
         name: "cpu_id",
@@ -147,7 +138,7 @@ pub const FIELDS: &[FieldDesc] = &[
         size: 4,
         level: 1,
         writer: Writer::Kernel,
-        when: IDS,
+        when: "as cpu_id_start; RSEQ_CPU_ID_UNINITIALIZED at unregistration",
     },
     FieldDesc {
         name: "rseq_cs",
@@ -155,8 +146,7 @@ pub const FIELDS: &[FieldDesc] = &[
         size: 8,
         level: 1,
         writer: Writer::Both,
-        when: "registration (0); set to 0 when the kernel finds the thread outside the \
-               critical section it names, or aborts it",
+        when: "registration and child creation (0); 0 when the kernel finds the thread outside the critical section it names, or aborts the section (user space sets it)",
     },
     FieldDesc {
         name: "flags",
@@ -164,7 +154,7 @@ pub const FIELDS: &[FieldDesc] = &[
         size: 4,
         level: 1,
         writer: Writer::Kernel,
-        when: "registration (rseq feature flags; 0 while ktls offers no time slice extensions)",
+        when: "registration and child creation (rseq feature flags; 0 while ktls offers no time slice extensions)",
     },
     FieldDesc {
         name: "node_id",
@@ -172,7 +162,7 @@ pub const FIELDS: &[FieldDesc] = &[
         size: 4,
         level: 1,
         writer: Writer::Kernel,
-        when: IDS,
+        when: "as cpu_id_start; 0 at unregistration",
     },
     FieldDesc {
         name: "mm_cid",
@@ -180,7 +170,7 @@ pub const FIELDS: &[FieldDesc] = &[
         size: 4,
         level: 1,
         writer: Writer::Kernel,
-        when: IDS,
+        when: "as cpu_id_start, and whenever the concurrency id changed; 0 at unregistration",
     },
     FieldDesc {
         name: "slice_ctrl",
@@ -188,7 +178,7 @@ pub const FIELDS: &[FieldDesc] = &[
         size: 4,
         level: 1,
         writer: Writer::Both,
-        when: "registration (0); `granted` by Linux's time slice extension rules",
+        when: "registration and child creation (0); its granted byte by Linux's time slice extension rules (user space sets request)",
     },
     FieldDesc {
         name: "ktls_live",
@@ -196,7 +186,7 @@ pub const FIELDS: &[FieldDesc] = &[
         size: 4,
         level: 1,
         writer: Writer::Kernel,
-        when: "registration and child creation (1); unregistration (0)",
+        when: "registration and child creation (KTLS_LIVE); unregistration (0)",
     },
     FieldDesc {
         name: "tid",
@@ -204,7 +194,7 @@ pub const FIELDS: &[FieldDesc] = &[
         size: 4,
         level: 1,
         writer: Writer::Kernel,
-        when: IDS_AT_CREATION,
+        when: "registration, child creation, and the parent's return from vfork",
     },
     FieldDesc {
         name: "pid",
@@ -212,7 +202,7 @@ pub const FIELDS: &[FieldDesc] = &[
         size: 4,
         level: 1,
         writer: Writer::Kernel,
-        when: IDS_AT_CREATION,
+        when: "registration, child creation, and the parent's return from vfork",
     },
     FieldDesc {
         name: "uid",
@@ -220,7 +210,7 @@ pub const FIELDS: &[FieldDesc] = &[
         size: 4,
         level: 2,
         writer: Writer::Kernel,
-        when: CREDS,
+        when: "registration, child creation, the parent's return from vfork, and in every live area of the process before a credential change returns",
     },
     FieldDesc {
         name: "euid",
@@ -228,7 +218,7 @@ pub const FIELDS: &[FieldDesc] = &[
         size: 4,
         level: 2,
         writer: Writer::Kernel,
-        when: CREDS,
+        when: "as uid",
     },
     FieldDesc {
         name: "gid",
@@ -236,7 +226,7 @@ pub const FIELDS: &[FieldDesc] = &[
         size: 4,
         level: 2,
         writer: Writer::Kernel,
-        when: CREDS,
+        when: "as uid",
     },
     FieldDesc {
         name: "egid",
@@ -244,7 +234,7 @@ pub const FIELDS: &[FieldDesc] = &[
         size: 4,
         level: 2,
         writer: Writer::Kernel,
-        when: CREDS,
+        when: "as uid",
     },
     FieldDesc {
         name: "sig_defer",
@@ -252,7 +242,7 @@ pub const FIELDS: &[FieldDesc] = &[
         size: 4,
         level: 2,
         writer: Writer::User,
-        when: "never (user space writes it; the kernel reads it)",
+        when: "never (user space writes it, the kernel reads it)",
     },
     FieldDesc {
         name: "sig_pending",
@@ -260,9 +250,7 @@ pub const FIELDS: &[FieldDesc] = &[
         size: 4,
         level: 2,
         writer: Writer::Kernel,
-        when: "registration and child creation (0); set to 1 when it holds back a signal \
-               because sig_defer is nonzero; set to 0 on a return to user space with \
-               sig_defer 0 once no held-back signal is left",
+        when: "registration and child creation (0); 1 when it holds back a signal because of sig_defer; 0 on a return to user space without deferral once no held-back signal is left",
     },
 ];
 

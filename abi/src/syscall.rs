@@ -40,7 +40,7 @@ syscalls! {
     getpgrp SYS_GETPGRP = 111; setsid SYS_SETSID = 112; setreuid SYS_SETREUID = 113;
     setregid SYS_SETREGID = 114; getgroups SYS_GETGROUPS = 115; setgroups SYS_SETGROUPS = 116;
     setresuid SYS_SETRESUID = 117; getresuid SYS_GETRESUID = 118; setresgid SYS_SETRESGID = 119;
-    getresgid SYS_GETRESGID = 120; getpgid SYS_GETPGID = 121; getsid SYS_GETSID = 124;
+    getresgid SYS_GETRESGID = 120; setfsuid SYS_SETFSUID = 122; setfsgid SYS_SETFSGID = 123; getpgid SYS_GETPGID = 121; getsid SYS_GETSID = 124;
     rt_sigpending SYS_RT_SIGPENDING = 127; rt_sigtimedwait SYS_RT_SIGTIMEDWAIT = 128;
     rt_sigqueueinfo SYS_RT_SIGQUEUEINFO = 129; rt_sigsuspend SYS_RT_SIGSUSPEND = 130;
     sigaltstack SYS_SIGALTSTACK = 131; personality SYS_PERSONALITY = 135; statfs SYS_STATFS = 137;

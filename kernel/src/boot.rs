@@ -23,6 +23,15 @@ impl Options {
             match word {
                 "strace" => crate::syscall::STRACE.store(true, Relaxed),
                 "nofsgsbase" => o.fsgsbase = false,
+                w if w.starts_with("ktls_level=") => {
+                    match ktls_abi::ktls::parse_level_option(&w[11..]) {
+                        Some(l) => crate::rseq::set_level(l),
+                        None => warn!(
+                            "bad option {w:?}: ktls_level takes 1..={}",
+                            ktls_abi::ktls::MAX_LEVEL
+                        ),
+                    }
+                }
                 w if w.starts_with("loglevel=") => match w[9..].parse::<u8>() {
                     Ok(l) => crate::log::LEVEL.store(l, Relaxed),
                     Err(_) => warn!("bad option {w:?}"),

@@ -3,7 +3,6 @@
 use crate::arch::cpu;
 use crate::mm::addrspace::{AddressSpace, VmaKind, PIE_BASE, STACK_SIZE, STACK_TOP};
 use crate::process::Creds;
-use alloc::vec::Vec;
 use ktls_abi::auxv::{CLKTCK, HWCAP2_FSGSBASE, MINSIGSTKSZ, PLATFORM};
 use ktls_abi::mm::{PROT_EXEC, PROT_READ, PROT_WRITE};
 use ktls_abi::{Errno, PAGE_SIZE};
@@ -72,8 +71,7 @@ pub fn load(
         } else {
             0
         },
-        // AT_RSEQ_FEATURE_SIZE/ALIGN and the KTLS keys arrive with the rseq/KTLS issue.
-        extra: Vec::new(),
+        extra: crate::rseq::auxv(),
     });
     let mut random = [0u8; 16];
     crate::random::fill(&mut random);

@@ -21,6 +21,7 @@ mod mm;
 mod panic;
 mod process;
 mod random;
+mod rseq;
 mod sched;
 mod signal;
 mod signal_frame;

@@ -68,6 +68,10 @@ pub struct Process {
     pub vfork_wait: WaitQueue,
     /// Process-directed pending signals and their siginfo.
     pub shared_pending: crate::signal::Pending,
+    /// KTLS parameters and mm_cid allocation.
+    pub rseq: crate::rseq::ProcessRseq,
+    /// membarrier registrations (MEMBARRIER_CMD_REGISTER_* bits).
+    pub membarrier: AtomicU32,
 }
 
 pub struct Thread {
@@ -101,6 +105,8 @@ pub struct Thread {
     pub exit_code: AtomicI32,
     /// The signal mask to restore after a sigsuspend-style wait.
     pub restore_sigmask: Mutex<Option<u64>>,
+    /// rseq / KTLS registration.
+    pub rseq: crate::rseq::ThreadRseq,
 }
 
 static NEXT_ID: AtomicU32 = AtomicU32::new(1);
@@ -173,6 +179,8 @@ impl Process {
             vfork_parent_waiting: AtomicBool::new(false),
             vfork_wait: WaitQueue::new(),
             shared_pending: crate::signal::Pending::new(),
+            rseq: crate::rseq::ProcessRseq::new(),
+            membarrier: AtomicU32::new(0),
         });
         if pid != 0 {
             PROCESSES.lock().insert(pid, p.clone());
@@ -231,6 +239,7 @@ impl Thread {
             full_restore: AtomicBool::new(false),
             exit_code: AtomicI32::new(0),
             restore_sigmask: Mutex::new(None),
+            rseq: crate::rseq::ThreadRseq::new(),
         }
     }
 
@@ -336,6 +345,7 @@ pub fn exit_thread(code: i32) -> ! {
     let p = t.process.clone();
     t.exit_code.store(code, Relaxed);
     crate::futex::thread_exit_cleanup(&t);
+    crate::rseq::on_thread_exit(&t);
     THREADS.lock().remove(&t.tid);
     let last = {
         let mut threads = p.threads.lock();

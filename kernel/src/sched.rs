@@ -236,6 +236,9 @@ pub fn schedule() {
         }
         next.on_cpu.store(true, Relaxed);
         prev.save_user_state();
+        if !prev.is_idle() {
+            crate::rseq::on_switch_out(&prev);
+        }
         next.restore_user_state();
         process::switch_to(&next);
         let save = prev.saved_rsp.as_ptr();
@@ -265,6 +268,46 @@ pub fn finish_switch() {
 #[no_mangle]
 pub extern "C" fn finish_switch_c() {
     finish_switch();
+}
+
+/// CPUs whose current thread belongs to `p` (bit per CPU).
+pub fn cpus_running_process(p: &crate::process::Process) -> u64 {
+    with_sched(|s| {
+        let mut mask = 0;
+        for (i, q) in s.cpus.iter().enumerate() {
+            if q.current
+                .as_ref()
+                .is_some_and(|t| !t.is_idle() && core::ptr::eq(&*t.process, p))
+            {
+                mask |= 1 << i;
+            }
+        }
+        mask
+    })
+}
+
+/// A full memory barrier on every online CPU in `mask`: this one runs a fence, the others
+/// take an IPI (interrupts serialize) and we wait until each has acknowledged it.
+pub fn barrier_on_cpus(mask: u64) {
+    core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
+    let me = this_cpu();
+    let targets: Vec<usize> = with_sched(|s| {
+        (0..MAX_CPUS)
+            .filter(|&i| i != me && s.cpus[i].online && mask & (1 << i) != 0)
+            .collect()
+    });
+    for c in targets {
+        let before = apic::ipis_seen(c);
+        apic::send_ipi(c as u32, apic::RESCHED_VECTOR);
+        let start = crate::time::monotonic_ns();
+        while apic::ipis_seen(c) == before {
+            core::hint::spin_loop();
+            if crate::time::monotonic_ns() - start > 1_000_000_000 {
+                warn!("membarrier: CPU {c} did not answer its IPI within 1 s");
+                break;
+            }
+        }
+    }
 }
 
 /// Timer tick on this CPU: wakes expired sleepers and ends the running thread's slice.

@@ -189,12 +189,23 @@ pub fn send_to_thread(t: &Arc<Thread>, sig: u32, info: Option<SigInfo>) {
 /// Runs at every return to user space: ends the thread if its process is exiting, and acts
 /// on deliverable signals (default actions here; handlers get a frame on the user stack).
 pub fn on_return_to_user(frame: &mut TrapFrame) {
+    deliver_pending(frame, true)
+}
+
+/// `may_defer`: asynchronous signals may be held back by the KTLS `sig_defer` word (not for
+/// a fault the thread is being forced to take).
+fn deliver_pending(frame: &mut TrapFrame, may_defer: bool) {
     let t = process::current();
     loop {
         if t.process.is_exiting() {
             process::exit_thread(0);
         }
-        let allowed = !(t.sigmask.load(Relaxed) & !UNBLOCKABLE);
+        let mut allowed = !(t.sigmask.load(Relaxed) & !UNBLOCKABLE);
+        let waiting = (t.pending.set() | t.process.shared_pending.set()) & allowed & !UNBLOCKABLE;
+        if may_defer && waiting != 0 && crate::rseq::defers_signals(t) {
+            // Held back until user space clears sig_defer and enters the kernel again.
+            allowed &= UNBLOCKABLE;
+        }
         let Some(info) = t
             .pending
             .take(allowed)
@@ -224,7 +235,8 @@ pub fn on_return_to_user(frame: &mut TrapFrame) {
             _ if sig == SIGKILL => process::exit_group(wstatus_signaled(sig)),
             _ => {
                 crate::syscall::restart_fixup(frame, Some(&act));
-                if crate::signal_frame::deliver(t, frame, &info, &act).is_err() {
+                let rseq_ok = crate::rseq::on_signal_delivery(frame).is_ok();
+                if !rseq_ok || crate::signal_frame::deliver(t, frame, &info, &act).is_err() {
                     // No room for the frame on the user's stack: Linux forces SIGSEGV.
                     process::exit_group(wstatus_signaled(SIGSEGV));
                 }
@@ -245,7 +257,7 @@ pub fn force_fault(sig: u32, info: SigInfo, frame: &mut TrapFrame) {
     }
     t.pending.add(sig, Some(info));
     drop(t);
-    on_return_to_user(frame);
+    deliver_pending(frame, false);
 }
 
 /// sigsuspend (and friends) run with a temporary mask; the mask to go back to is recorded in

@@ -29,7 +29,10 @@ fn dispatch(frame: &mut TrapFrame) {
             apic::eoi();
             crate::sched::tick(time::monotonic_ns());
         }
-        v if v == apic::RESCHED_VECTOR as u64 => apic::eoi(),
+        v if v == apic::RESCHED_VECTOR as u64 => {
+            apic::ipi_received();
+            apic::eoi();
+        }
         v if v == apic::CONSOLE_VECTOR as u64 => {
             console::on_interrupt();
             apic::eoi();

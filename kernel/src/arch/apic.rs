@@ -70,6 +70,21 @@ pub fn send_startup_ipi(apic_id: u32, kind: u32, vector: u8) {
     }
 }
 
+/// Resched IPIs each CPU has taken (acknowledgements for `sched::barrier_on_cpus`).
+static IPIS_SEEN: [core::sync::atomic::AtomicU64; 64] =
+    [const { core::sync::atomic::AtomicU64::new(0) }; 64];
+
+pub fn ipi_received() {
+    let c = crate::arch::percpu::get().cpu_id() as usize;
+    if let Some(n) = IPIS_SEEN.get(c) {
+        n.fetch_add(1, Relaxed);
+    }
+}
+
+pub fn ipis_seen(cpu: usize) -> u64 {
+    IPIS_SEEN.get(cpu).map_or(0, |n| n.load(Relaxed))
+}
+
 /// Makes the CPU with scheduler index `cpu` (= APIC ID) enter the kernel soon, e.g. to
 /// notice a signal for the thread it runs. Nothing to do for this CPU.
 pub fn kick_cpu(cpu_index: u32) {

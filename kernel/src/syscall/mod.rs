@@ -5,7 +5,9 @@
 //! lives in its own file; every handler is safe Rust that reaches user memory only through
 //! `mm::uaccess`. A number we do not implement gets ENOSYS and one log line naming it.
 
+mod creds;
 mod fs;
+mod membarrier;
 mod mm;
 mod process;
 mod strace;
@@ -65,6 +67,7 @@ pub extern "C" fn syscall_entry(frame: &mut TrapFrame) -> u64 {
 pub fn exit_to_user(frame: &mut TrapFrame) {
     crate::sched::preempt_point();
     crate::signal::on_return_to_user(frame);
+    crate::rseq::on_return_to_user(frame);
 }
 
 /// Linux's restart rules for a syscall frame whose result is one of the ERESTART codes:
@@ -135,6 +138,7 @@ fn dispatch(nr: usize, a: &[u64; 6], frame: &mut TrapFrame) -> SysResult {
         SYS_KILL => task::kill(a[0], a[1]),
         SYS_TKILL => task::tkill(a[0], a[1]),
         SYS_TGKILL => task::tgkill(a[0], a[1], a[2]),
+        SYS_MEMBARRIER => membarrier::membarrier(a[0], a[1], a[2]),
         SYS_FUTEX => crate::futex::futex(a[0], a[1], a[2], a[3], a[4], a[5]),
         SYS_SCHED_SETAFFINITY => task::sched_setaffinity(a[0], a[1], a[2]),
         SYS_GETPGID => task::getpgid(a[0]),
@@ -181,6 +185,17 @@ fn dispatch(nr: usize, a: &[u64; 6], frame: &mut TrapFrame) -> SysResult {
         SYS_GETTIMEOFDAY => time::gettimeofday(a[0], a[1]),
         SYS_GETRLIMIT => process::prlimit64(0, a[0], 0, a[1]),
         SYS_SETRLIMIT => process::prlimit64(0, a[0], a[1], 0),
+        SYS_SETUID => creds::setuid(a[0]),
+        SYS_SETGID => creds::setgid(a[0]),
+        SYS_SETREUID => creds::setreuid(a[0], a[1]),
+        SYS_SETREGID => creds::setregid(a[0], a[1]),
+        SYS_SETRESUID => creds::setresuid(a[0], a[1], a[2]),
+        SYS_SETRESGID => creds::setresgid(a[0], a[1], a[2]),
+        SYS_GETRESUID => creds::getresuid(a[0], a[1], a[2]),
+        SYS_GETRESGID => creds::getresgid(a[0], a[1], a[2]),
+        SYS_GETGROUPS => creds::getgroups(a[0], a[1]),
+        SYS_SETFSUID => creds::setfsuid(a[0]),
+        SYS_SETFSGID => creds::setfsgid(a[0]),
         SYS_GETUID => Ok(process::creds().uid as u64),
         SYS_GETGID => Ok(process::creds().gid as u64),
         SYS_GETEUID => Ok(process::creds().euid as u64),
@@ -216,7 +231,7 @@ fn dispatch(nr: usize, a: &[u64; 6], frame: &mut TrapFrame) -> SysResult {
         SYS_STATX => fs::statx(a[0], a[1], a[2], a[3], a[4]),
         SYS_RENAMEAT2 => fs::renameat2(a[0], a[1], a[2], a[3], a[4]),
         SYS_CLOSE_RANGE => fs::close_range(a[0], a[1], a[2]),
-        SYS_RSEQ => unimplemented_syscall(nr),
+        SYS_RSEQ => crate::rseq::sys_rseq(a[0], a[1], a[2], a[3]),
         _ => unimplemented_syscall(nr),
     }
 }

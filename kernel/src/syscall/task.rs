@@ -21,23 +21,17 @@ use spin::Mutex;
 // Clone flags (include/uapi/linux/sched.h).
 const CSIGNAL: u64 = 0xff;
 const CLONE_VM: u64 = 0x100;
-const CLONE_FS: u64 = 0x200;
 const CLONE_FILES: u64 = 0x400;
 const CLONE_SIGHAND: u64 = 0x800;
 const CLONE_PIDFD: u64 = 0x1000;
-const CLONE_PTRACE: u64 = 0x2000;
 const CLONE_VFORK: u64 = 0x4000;
 const CLONE_PARENT: u64 = 0x8000;
 const CLONE_THREAD: u64 = 0x10000;
 const CLONE_NEWNS: u64 = 0x20000;
-const CLONE_SYSVSEM: u64 = 0x40000;
 const CLONE_SETTLS: u64 = 0x80000;
 const CLONE_PARENT_SETTID: u64 = 0x100000;
 const CLONE_CHILD_CLEARTID: u64 = 0x200000;
-const CLONE_DETACHED: u64 = 0x400000;
-const CLONE_UNTRACED: u64 = 0x800000;
 const CLONE_CHILD_SETTID: u64 = 0x1000000;
-const CLONE_IO: u64 = 0x8000_0000;
 const CLONE_CLEAR_SIGHAND: u64 = 0x1_0000_0000;
 /// Namespace and cgroup flags: not supported here.
 const CLONE_NAMESPACES: u64 = CLONE_NEWNS
@@ -111,6 +105,11 @@ pub fn clone3(frame: &TrapFrame, args: u64, size: u64) -> SysResult {
     if exit_signal > NSIG as u64 || flags & CSIGNAL != 0 || set_tid_size != 0 || cgroup != 0 {
         return Err(Errno::EINVAL);
     }
+    // Linux's known clone3 flags, plus ours.
+    let known = ktls_abi::clone::CLONE3_LINUX_FLAGS | ktls_abi::clone::CLONE_RSEQ_KTLS;
+    if flags & !known != 0 {
+        return Err(Errno::EINVAL);
+    }
     if flags & CLONE_PIDFD != 0 || pidfd != 0 {
         return super::unimplemented_op("clone3 with CLONE_PIDFD", flags);
     }
@@ -172,17 +171,19 @@ fn do_clone(frame: &TrapFrame, req: CloneRequest) -> SysResult {
     if f & CLONE_SETTLS != 0 && req.tls >= crate::mm::addrspace::USER_TOP {
         return Err(Errno::EPERM);
     }
-    let _ = (
-        CLONE_FS,
-        CLONE_PTRACE,
-        CLONE_SYSVSEM,
-        CLONE_DETACHED,
-        CLONE_UNTRACED,
-        CLONE_IO,
-    );
     let parent_thread = current_arc();
     let parent = parent_thread.process.clone();
     let tid = process::alloc_id();
+    let ktls_reg = if f & ktls_abi::clone::CLONE_RSEQ_KTLS != 0 {
+        Some(crate::rseq::prepare_ktls_child(
+            &parent_thread,
+            f,
+            req.tls,
+            tid,
+        )?)
+    } else {
+        None
+    };
 
     let process = if f & CLONE_THREAD != 0 {
         parent.clone()
@@ -280,6 +281,7 @@ fn do_clone(frame: &TrapFrame, req: CloneRequest) -> SysResult {
     if f & CLONE_CHILD_CLEARTID != 0 {
         thread.clear_child_tid.store(req.child_tid, Relaxed);
     }
+    crate::rseq::init_child(&parent_thread, &thread, f, ktls_reg);
     let sp = switch::new_thread_stack(thread.kernel_stack_top(), &child_frame);
     thread.saved_rsp.store(sp, Relaxed);
     if f & CLONE_VFORK != 0 {
@@ -291,6 +293,7 @@ fn do_clone(frame: &TrapFrame, req: CloneRequest) -> SysResult {
         let _ = process.vfork_wait.wait(false, || {
             (!process.vfork_parent_waiting.load(Relaxed)).then_some(())
         });
+        crate::rseq::after_vfork(&parent_thread);
     }
     Ok(tid as u64)
 }
@@ -367,6 +370,7 @@ pub fn execve(frame: &mut TrapFrame, path: u64, argv: u64, envp: u64) -> SysResu
     };
     t.clear_child_tid.store(0, Relaxed);
     t.robust_list.store(0, Relaxed);
+    crate::rseq::on_exec(&t);
     crate::arch::cpu::set_user_fs_base(0);
     crate::arch::cpu::set_user_gs_base(0);
     if let Some(fpu) = t.fpu.lock().as_mut() {

@@ -1,5 +1,6 @@
 //! Filling the tree from the initramfs, and the boot request in `/.ktls`.
 
+use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
 use ktls_abi::fs::{
@@ -8,7 +9,7 @@ use ktls_abi::fs::{
 use ktls_abi::time::Timespec;
 use ktls_abi::Errno;
 
-use crate::node::{Kind, NodeRef};
+use crate::node::{FileData, Kind, NodeRef};
 use crate::path::lookup_child;
 use crate::vfs::{check_name, NewNode};
 use crate::{Result, Vfs};
@@ -29,13 +30,73 @@ pub struct InitramfsEntry<'a> {
     /// Device number of a device node.
     pub rdev_major: u32,
     pub rdev_minor: u32,
+    /// Hard links: entries with `nlink >= 2` and the same `ino`, device and mode are one
+    /// node (cpio stores the data with the last of them). Zero where unknown.
+    pub ino: u32,
+    pub nlink: u32,
+    pub dev_major: u32,
+    pub dev_minor: u32,
 }
+
+impl From<ktls_cpio::Entry<'static>> for InitramfsEntry<'static> {
+    fn from(e: ktls_cpio::Entry<'static>) -> Self {
+        InitramfsEntry {
+            name: e.name,
+            mode: e.mode,
+            uid: e.uid,
+            gid: e.gid,
+            mtime: e.mtime as i64,
+            data: e.data,
+            rdev_major: e.rdev_major,
+            rdev_minor: e.rdev_minor,
+            ino: e.ino,
+            nlink: e.nlink,
+            dev_major: e.dev_major,
+            dev_minor: e.dev_minor,
+        }
+    }
+}
+
+/// Why [`Vfs::populate_cpio`] failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InitramfsError {
+    /// The archive is malformed.
+    Cpio(ktls_cpio::Error),
+    /// An entry could not be added.
+    Entry(PopulateError),
+}
+
+impl core::fmt::Display for InitramfsError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            InitramfsError::Cpio(e) => write!(f, "{e}"),
+            InitramfsError::Entry(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// What identifies the members of one hard-link set: ino, device, mode.
+type LinkKey = (u32, u32, u32, u32);
 
 /// Why [`Vfs::populate`] stopped: the entry and the error.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PopulateError {
     pub name: Vec<u8>,
     pub errno: Errno,
+}
+
+impl core::fmt::Display for PopulateError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "initramfs entry \"")?;
+        for &b in &self.name {
+            if b.is_ascii_graphic() || b == b' ' {
+                write!(f, "{}", b as char)?;
+            } else {
+                write!(f, "\\x{b:02x}")?;
+            }
+        }
+        write!(f, "\": {}", self.errno)
+    }
 }
 
 /// The program to start, from `/.ktls` (spec/boot-protocol.md).
@@ -85,22 +146,53 @@ impl Vfs {
     /// component, an unknown file type or an empty symlink target, ENOTDIR when a parent is
     /// not a directory, ENAMETOOLONG for a component over NAME_MAX.
     ///
+    /// Regular files and special files with `nlink >= 2` sharing ino, device and mode are
+    /// joined into one node with several names, as Linux does; a later member's non-empty
+    /// data becomes the node's data.
+    ///
     /// Call it before mounting anything (`/tmp`, `/dev`, `/proc`): entries under a mount
     /// point would be added to the mounted file system's directory otherwise.
     pub fn populate<'a, I>(&self, entries: I) -> core::result::Result<(), PopulateError>
     where
         I: IntoIterator<Item = InitramfsEntry<'a>>,
     {
+        let mut links = BTreeMap::new();
         for e in entries {
-            self.add_entry(&e).map_err(|errno| PopulateError {
-                name: e.name.to_vec(),
-                errno,
-            })?;
+            self.add_entry(&e, &mut links)
+                .map_err(|errno| PopulateError {
+                    name: e.name.to_vec(),
+                    errno,
+                })?;
         }
         Ok(())
     }
 
-    fn add_entry(&self, e: &InitramfsEntry<'_>) -> Result<()> {
+    /// [`Vfs::populate`] from a cpio newc archive that stays in memory for good (the
+    /// initramfs image): file data is borrowed from it.
+    pub fn populate_cpio(
+        &self,
+        archive: &'static [u8],
+    ) -> core::result::Result<(), InitramfsError> {
+        let mut error = None;
+        let entries = ktls_cpio::entries(archive).map_while(|r| match r {
+            Ok(e) => Some(InitramfsEntry::from(e)),
+            Err(e) => {
+                error = Some(e);
+                None
+            }
+        });
+        self.populate(entries).map_err(InitramfsError::Entry)?;
+        match error {
+            Some(e) => Err(InitramfsError::Cpio(e)),
+            None => Ok(()),
+        }
+    }
+
+    fn add_entry(
+        &self,
+        e: &InitramfsEntry<'_>,
+        links: &mut BTreeMap<LinkKey, NodeRef>,
+    ) -> Result<()> {
         let comps: Vec<&[u8]> = e
             .name
             .split(|&b| b == b'/')
@@ -149,6 +241,23 @@ impl Vfs {
                 }
             }
         }
+        let link_key = (e.nlink >= 2 && !matches!(ty, S_IFDIR | S_IFLNK)).then_some((
+            e.ino,
+            e.dev_major,
+            e.dev_minor,
+            e.mode,
+        ));
+        if let Some(node) = link_key.and_then(|k| links.get(&k)) {
+            if let (Kind::Regular(data), false) = (&node.kind, e.data.is_empty()) {
+                *data.lock() = FileData::Static(e.data);
+            }
+            if lookup_child(&dir, name).is_ok_and(|n| alloc::sync::Arc::ptr_eq(&n, node)) {
+                return Ok(());
+            }
+            node.meta.lock().nlink += 1;
+            self.put_node(&dir, name, node.clone());
+            return Ok(());
+        }
         let rdev = makedev(e.rdev_major, e.rdev_minor);
         let spec = match ty {
             S_IFDIR => NewNode::Dir,
@@ -163,6 +272,9 @@ impl Vfs {
         };
         let node = self.make_node(&dir, spec, e.mode, e.uid, e.gid, time);
         Self::set_attrs(&node, e, time, now);
+        if let Some(k) = link_key {
+            links.insert(k, node.clone());
+        }
         self.put_node(&dir, name, node);
         Ok(())
     }

@@ -7,9 +7,9 @@
 //! crate with kernel slices. This crate never sees a user pointer and never blocks.
 //!
 //! * **Boot.** [`Vfs::new`] with the kernel's [`Platform`] (clock, random bytes, wake-ups).
-//!   [`Vfs::populate`] unpacks the initramfs (entries from the cpio reader, adapted to
-//!   [`InitramfsEntry`]; file data stays borrowed from the image, zero-copy) into a read-only
-//!   root. [`Vfs::take_boot_request`] reads and removes `/.ktls`. Then [`Vfs::mount`] a tmpfs
+//!   [`Vfs::populate_cpio`] unpacks the initramfs image (a cpio newc archive read with
+//!   `ktls-cpio`; file data stays borrowed from the image, zero-copy) into a read-only root
+//!   ([`Vfs::populate`] takes [`InitramfsEntry`]s from any other source). [`Vfs::take_boot_request`] reads and removes `/.ktls`. Then [`Vfs::mount`] a tmpfs
 //!   on `/tmp` (mode 01777), [`Vfs::install_dev`] for `/dev` (null, zero, full, random,
 //!   urandom) and [`Vfs::add_char_device`] for the console and ttys (the kernel implements
 //!   [`CharDevice`]), and [`Vfs::install_proc`] for `/proc/self/exe`, plus generated files
@@ -48,8 +48,8 @@
 //! * An open file's offset is shared by everything that shares the `Arc<OpenFile>` (dup,
 //!   fork). Pipe reader and writer counts follow the lifetime of the open files: when the
 //!   last reference to an end's `OpenFile` drops, that end is closed.
-//! * Not implemented: atime updates (as if mounted noatime), hard links in the initramfs,
-//!   file locks, O_ASYNC, packet-mode pipes, RENAME_WHITEOUT, ETXTBSY.
+//! * Not implemented: atime updates (as if mounted noatime), file locks, O_ASYNC,
+//!   packet-mode pipes, RENAME_WHITEOUT, ETXTBSY.
 #![no_std]
 extern crate alloc;
 
@@ -72,7 +72,7 @@ pub use dev::{
 };
 pub use fdtable::{FdTable, DEFAULT_NOFILE};
 pub use file::{OpenFile, SETFL_MASK};
-pub use initramfs::{BootRequest, BootRequestError, InitramfsEntry, PopulateError};
+pub use initramfs::{BootRequest, BootRequestError, InitramfsEntry, InitramfsError, PopulateError};
 pub use ktls_abi::Errno;
 pub use node::{FsKind, Node, NodeRef, BLOCK_SIZE, MAX_FILE_SIZE};
 pub use path::MAX_SYMLINKS;

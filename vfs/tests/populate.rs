@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use common::*;
 use ktls_abi::fs::*;
-use ktls_vfs::{BootRequest, BootRequestError, Errno, InitramfsEntry, PopulateError, Vfs};
+use ktls_vfs::{
+    BootRequest, BootRequestError, Errno, InitramfsEntry, InitramfsError, PopulateError, Vfs,
+};
 
 fn fresh() -> Vfs {
     Vfs::new(TestPlatform::new())
@@ -249,4 +251,141 @@ fn boot_request_defaults_and_errors() {
         }
     );
     assert_eq!(fresh().take_boot_request().unwrap(), None);
+}
+
+fn hardlink(name: &'static str, ino: u32, data: &'static [u8]) -> InitramfsEntry<'static> {
+    InitramfsEntry {
+        ino,
+        nlink: 3,
+        dev_major: 8,
+        dev_minor: 1,
+        ..entry(name, S_IFREG | 0o755, data)
+    }
+}
+
+#[test]
+fn hard_links_are_joined() {
+    let vfs = fresh();
+    let ctx = root();
+    // As cpio stores them: the data with the last name only.
+    vfs.populate([
+        hardlink("bin/busybox", 7, b""),
+        hardlink("bin/sh", 7, b""),
+        entry("bin/other", S_IFREG | 0o755, b"other"),
+        hardlink("bin/ls", 7, b"BUSYBOX"),
+        // Same ino, different device: another file.
+        InitramfsEntry {
+            dev_minor: 2,
+            ..hardlink("bin/elsewhere", 7, b"X")
+        },
+        // nlink 1: never joined even with a clashing ino.
+        InitramfsEntry {
+            ino: 7,
+            dev_major: 8,
+            dev_minor: 1,
+            ..entry("bin/single", S_IFREG | 0o755, b"single")
+        },
+    ])
+    .unwrap();
+    let get = |p: &[u8]| vfs.lookup(&ctx, vfs.root(), p, true).unwrap();
+    let bb = get(b"/bin/busybox");
+    assert!(Arc::ptr_eq(&bb, &get(b"/bin/sh")));
+    assert!(Arc::ptr_eq(&bb, &get(b"/bin/ls")));
+    assert_eq!(bb.nlink(), 3);
+    assert_eq!(bb.static_data().unwrap(), b"BUSYBOX");
+    assert!(!Arc::ptr_eq(&bb, &get(b"/bin/elsewhere")));
+    assert!(!Arc::ptr_eq(&bb, &get(b"/bin/single")));
+    assert_eq!(get(b"/bin/single").static_data().unwrap(), b"single");
+    // A repeated name of the same set is not counted twice.
+    let vfs = fresh();
+    vfs.populate([hardlink("a", 1, b""), hardlink("a", 1, b"data")])
+        .unwrap();
+    let a = vfs.lookup(&ctx, vfs.root(), b"/a", true).unwrap();
+    assert_eq!(
+        (a.nlink(), a.static_data().unwrap()),
+        (1, b"data".as_slice())
+    );
+}
+
+fn archive(build: impl FnOnce(&mut ktls_cpio::Writer<Vec<u8>>)) -> &'static [u8] {
+    let mut w = ktls_cpio::Writer::new(Vec::new());
+    build(&mut w);
+    Box::leak(w.finish().unwrap().into_boxed_slice())
+}
+
+#[test]
+fn from_a_cpio_archive() {
+    let image = archive(|w| {
+        w.set_mtime(4242);
+        w.add_dir(".", 0o755).unwrap();
+        w.add_dir("bin", 0o755).unwrap();
+        w.add_file("bin/prog", 0o755, b"\x7fELF program").unwrap();
+        w.add_symlink("bin/alias", b"prog").unwrap();
+        w.add_file("deep/er/file", 0o600, b"deep").unwrap();
+        w.add_file(".ktls/exe", 0o644, b"/bin/alias").unwrap();
+        w.add_file(".ktls/argv", 0o644, b"alias\0").unwrap();
+        w.add_file(".ktls/envp", 0o644, b"").unwrap();
+    });
+    let vfs = fresh();
+    vfs.populate_cpio(image).unwrap();
+    let ctx = root();
+    let prog = vfs.lookup(&ctx, vfs.root(), b"/bin/alias", true).unwrap();
+    let st = prog.stat();
+    assert_eq!((st.st_mode, st.st_mtime), (S_IFREG | 0o755, 4242));
+    // Zero-copy: the file's bytes are the archive's.
+    let data = prog.static_data().unwrap();
+    assert_eq!(data, b"\x7fELF program");
+    let range = image.as_ptr_range();
+    assert!(range.contains(&data.as_ptr()));
+    assert_eq!(
+        vfs.lookup(&ctx, vfs.root(), b"/deep/er/file", true)
+            .unwrap()
+            .mode(),
+        S_IFREG | 0o600
+    );
+    let req = vfs.take_boot_request().unwrap().unwrap();
+    assert_eq!(req.exe, b"/bin/alias");
+    assert_eq!(
+        vfs.realpath(&ctx, vfs.root(), &req.exe).unwrap(),
+        b"/bin/prog"
+    );
+}
+
+#[test]
+fn cpio_errors() {
+    // Truncated archive: the entries before the damage are in, then the reader's error.
+    let good = archive(|w| {
+        w.add_file("first", 0o644, b"1").unwrap();
+        w.add_file("second", 0o644, b"22222222").unwrap();
+    });
+    let cut: &'static [u8] = &good[..good.len() - 130];
+    let vfs = fresh();
+    let err = vfs.populate_cpio(cut).unwrap_err();
+    assert!(matches!(err, InitramfsError::Cpio(_)), "{err:?}");
+    assert!(vfs.lookup(&root(), vfs.root(), b"/first", true).is_ok());
+    // A bad entry in a well-formed archive.
+    let bad = archive(|w| {
+        w.add_file("f", 0o644, b"").unwrap();
+        w.add_file("f/g", 0o644, b"").unwrap();
+    });
+    let err = fresh().populate_cpio(bad).unwrap_err();
+    assert_eq!(
+        err,
+        InitramfsError::Entry(PopulateError {
+            name: b"f/g".to_vec(),
+            errno: Errno::ENOTDIR
+        })
+    );
+    assert_eq!(
+        err.to_string(),
+        "initramfs entry \"f/g\": Not a directory (ENOTDIR)"
+    );
+    assert!(matches!(
+        fresh().populate_cpio(b"garbage").unwrap_err(),
+        InitramfsError::Cpio(ktls_cpio::Error::Truncated { offset: 0 })
+    ));
+    assert!(matches!(
+        fresh().populate_cpio(&[b'x'; 200]).unwrap_err(),
+        InitramfsError::Cpio(ktls_cpio::Error::BadMagic { offset: 0 })
+    ));
 }

@@ -119,6 +119,10 @@ pub fn entry(name: &'static str, mode: u32, data: &'static [u8]) -> InitramfsEnt
         data,
         rdev_major: 0,
         rdev_minor: 0,
+        ino: 0,
+        nlink: 1,
+        dev_major: 0,
+        dev_minor: 0,
     }
 }
 

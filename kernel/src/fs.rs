@@ -215,6 +215,10 @@ pub fn init(initrd: &'static [u8]) -> Result<ktls_vfs::BootRequest, alloc::strin
             data: e.data,
             rdev_major: e.rdev_major,
             rdev_minor: e.rdev_minor,
+            ino: e.ino,
+            nlink: e.nlink,
+            dev_major: e.dev_major,
+            dev_minor: e.dev_minor,
         }),
         Err(err) => {
             bad = Some(err);

@@ -175,6 +175,30 @@ pub fn cmpxchg_user_u32(addr: u64, expected: u32, new: u32) -> Result<u32, Errno
     Ok(found)
 }
 
+/// Whether every page of [addr, addr + len) can be written, found without changing it: a
+/// locked compare-exchange writes each page's first word back with its own value, so it takes
+/// a write fault exactly where a copy would. Used before taking data that cannot be put back
+/// (pipes, terminals), so a bad buffer fails with nothing consumed, as on Linux.
+pub fn probe_writable(addr: u64, len: usize) -> Result<(), Errno> {
+    if !is_user_range(addr, len) {
+        return Err(Errno::EFAULT);
+    }
+    if len == 0 {
+        return Ok(());
+    }
+    let mut page = addr & !3;
+    let end = addr + len as u64;
+    while page < end {
+        let word = page.max(addr & !3);
+        let cur = cmpxchg_user_u32(word, 0, 0)?;
+        if cur != 0 {
+            cmpxchg_user_u32(word, cur, cur)?;
+        }
+        page = (page & !4095) + 4096;
+    }
+    Ok(())
+}
+
 /// A typed user pointer: reads and writes whole values through the copy layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UserPtr<T> {

@@ -86,12 +86,33 @@ fn read_file(f: &OpenFile, buf: u64, len: u64, offset: Option<i64>) -> SysResult
         return Err(Errno::EFAULT);
     }
     let regular = f.node().is_regular();
+    if !regular && consumes_data(f) {
+        uaccess::probe_writable(buf, len.min(CHUNK as u64) as usize)?;
+    }
     let mut kbuf = alloc::vec![0u8; (len as usize).min(CHUNK)];
     let mut done = 0u64;
     while done < len {
         let want = ((len - done) as usize).min(kbuf.len());
         let n = match offset {
             Some(off) => f.pread(&mut kbuf[..want], off + done as i64)?,
+            // A regular file's offset moves by what reaches user memory, not by what was read.
+            None if regular => {
+                let n = f.pread(&mut kbuf[..want], f.position() as i64)?;
+                let copied = copy_to_user_partial(buf + done, &kbuf[..n]);
+                f.seek(copied as i64, SEEK_CUR)?;
+                done += copied as u64;
+                if copied < n {
+                    return if done == 0 {
+                        Err(Errno::EFAULT)
+                    } else {
+                        Ok(done)
+                    };
+                }
+                if n < want {
+                    break;
+                }
+                continue;
+            }
             None if done == 0 => blocking(f, PollEvents::READABLE, || f.read(&mut kbuf[..want]))?,
             None => f.read(&mut kbuf[..want])?,
         };
@@ -131,7 +152,8 @@ fn write_file(f: &OpenFile, buf: u64, len: u64, offset: Option<i64>) -> SysResul
     while done < len {
         let want = ((len - done) as usize).min(kbuf.len());
         let got = copy_from_user_partial(&mut kbuf[..want], buf + done);
-        if got == 0 {
+        // Pipes and terminals take a chunk whole or not at all (as Linux's pipe_write).
+        if got == 0 || (got < want && consumes_data(f)) {
             return if done == 0 {
                 Err(Errno::EFAULT)
             } else {
@@ -158,6 +180,12 @@ fn write_file(f: &OpenFile, buf: u64, len: u64, offset: Option<i64>) -> SysResul
         }
     }
     Ok(done)
+}
+
+/// Files whose data is gone once read (pipes, FIFOs, terminals), unlike regular files and
+/// the memory devices.
+fn consumes_data(f: &OpenFile) -> bool {
+    f.node().file_type() == S_IFIFO || f.is_tty()
 }
 
 pub fn pread(fd: u64, buf: u64, len: u64, off: u64) -> SysResult {
@@ -344,6 +372,11 @@ pub fn ioctl(fd: u64, cmd: u64, arg: u64) -> SysResult {
                 .set_cloexec(fd as i32, cmd == FIOCLEX)?;
             Ok(0)
         }
+        ktls_abi::tty::FIONREAD if !f.is_tty() => {
+            let n = f.readable_bytes().ok_or(Errno::ENOTTY)?;
+            UserPtr::<i32>::new(arg).write(&(n.min(i32::MAX as u64) as i32))?;
+            Ok(0)
+        }
         ktls_abi::tty::FIONBIO => {
             let on = UserPtr::<i32>::new(arg).read()? != 0;
             let flags = (f.flags() & !O_NONBLOCK) | if on { O_NONBLOCK } else { 0 };
@@ -449,6 +482,23 @@ pub fn fcntl(fd: u64, cmd: u64, arg: u64) -> SysResult {
         F_GETLK | F_SETLK | F_SETLKW => super::unimplemented_op("fcntl record locks", cmd),
         _ => Err(Errno::EINVAL),
     }
+}
+
+pub fn ftruncate(fd: u64, len: u64) -> SysResult {
+    let f = file(fd)?;
+    if !f.is_writable() {
+        return Err(Errno::EINVAL);
+    }
+    f.truncate(len as i64)?;
+    Ok(0)
+}
+
+pub fn truncate(path: u64, len: u64) -> SysResult {
+    let path = path_arg(path)?;
+    let p = me();
+    let cwd = p.cwd.lock().clone();
+    vfs().truncate(&Ctx::of(&p), &cwd, &path, len as i64)?;
+    Ok(0)
 }
 
 pub fn getcwd(buf: u64, size: u64) -> SysResult {

@@ -164,6 +164,8 @@ fn dispatch(nr: usize, a: &[u64; 6], frame: &mut TrapFrame) -> SysResult {
         SYS_UNAME => process::uname(a[0]),
         SYS_FCNTL => fs::fcntl(a[0], a[1], a[2]),
         SYS_GETCWD => fs::getcwd(a[0], a[1]),
+        SYS_TRUNCATE => fs::truncate(a[0], a[1]),
+        SYS_FTRUNCATE => fs::ftruncate(a[0], a[1]),
         SYS_CHDIR => fs::chdir(a[0]),
         SYS_FCHDIR => fs::fchdir(a[0]),
         SYS_RENAME => fs::renameat(

@@ -253,8 +253,28 @@ pub fn init(initrd: &'static [u8]) -> Result<ktls_vfs::BootRequest, alloc::strin
         vfs.add_char_device(&dev, name, rdev, 0o620, driver)
             .map_err(|e| format!("/dev: {e}"))?;
     }
-    vfs.install_proc().map_err(|e| format!("/proc: {e}"))?;
+    let proc = vfs.install_proc().map_err(|e| format!("/proc: {e}"))?;
+    let meminfo = ktls_vfs::NewNode::Generated(Arc::new(|_: &dyn ProcessContext| Ok(meminfo())));
+    vfs.create_node(&proc, b"meminfo", meminfo, 0o444, 0, 0)
+        .map_err(|e| format!("/proc/meminfo: {e}"))?;
     Ok(request)
+}
+
+/// /proc/meminfo: Linux's first lines, from the frame allocator and the kernel heap (what the
+/// leak tests compare before and after a workload).
+fn meminfo() -> Vec<u8> {
+    let kib = |frames: usize| frames * crate::mm::PAGE_SIZE / 1024;
+    let heap_used = crate::mm::heap::used() / 1024;
+    let heap_size = crate::mm::heap::size() / 1024;
+    alloc::format!(
+        "MemTotal:       {:8} kB\nMemFree:        {:8} kB\nMemAvailable:   {:8} kB\nKernelHeap:     {:8} kB\nKernelHeapUsed: {:8} kB\n",
+        kib(crate::mm::frame::total_count()) + heap_size,
+        kib(crate::mm::frame::free_count()),
+        kib(crate::mm::frame::free_count()) + heap_size - heap_used,
+        heap_size,
+        heap_used,
+    )
+    .into_bytes()
 }
 
 /// Opens the initial process's stdin, stdout (the console) and stderr (the stderr port).

@@ -61,7 +61,7 @@ pub fn futex(
     if op & FUTEX_CLOCK_REALTIME != 0 && cmd != FUTEX_WAIT_BITSET && cmd != FUTEX_WAIT {
         return Err(Errno::ENOSYS);
     }
-    if uaddr % 4 != 0 {
+    if !uaddr.is_multiple_of(4) {
         return Err(Errno::EINVAL);
     }
     match cmd {
@@ -214,7 +214,7 @@ fn requeue(
     nrequeue: usize,
     cmp: Option<u32>,
 ) -> Result<u64, Errno> {
-    if uaddr2 % 4 != 0 {
+    if !uaddr2.is_multiple_of(4) {
         return Err(Errno::EINVAL);
     }
     let (k1, k2) = (key(uaddr), key(uaddr2));

@@ -89,7 +89,7 @@ pub fn fault_report(what: &str, f: &TrapFrame, cr2: Option<u64>) -> ! {
 /// frame (so a corrupt chain cannot fault the report).
 fn backtrace(mut rbp: u64) {
     for i in 1..32 {
-        let plausible = rbp % 8 == 0 && rbp >= PHYS_OFFSET && rbp < u64::MAX - 16;
+        let plausible = rbp.is_multiple_of(8) && (PHYS_OFFSET..u64::MAX - 16).contains(&rbp);
         if !plausible {
             break;
         }

@@ -72,6 +72,8 @@ pub struct Process {
     pub rseq: crate::rseq::ProcessRseq,
     /// membarrier registrations (MEMBARRIER_CMD_REGISTER_* bits).
     pub membarrier: AtomicU32,
+    /// CPU time of threads that have exited (ns).
+    pub dead_cpu_ns: AtomicU64,
 }
 
 pub struct Thread {
@@ -107,6 +109,9 @@ pub struct Thread {
     pub restore_sigmask: Mutex<Option<u64>>,
     /// rseq / KTLS registration.
     pub rseq: crate::rseq::ThreadRseq,
+    /// CPU time used up to the last switch-out, and when the thread last got its CPU (ns).
+    pub cpu_ns: AtomicU64,
+    pub running_since: AtomicU64,
 }
 
 static NEXT_ID: AtomicU32 = AtomicU32::new(1);
@@ -181,6 +186,7 @@ impl Process {
             shared_pending: crate::signal::Pending::new(),
             rseq: crate::rseq::ProcessRseq::new(),
             membarrier: AtomicU32::new(0),
+            dead_cpu_ns: AtomicU64::new(0),
         });
         if pid != 0 {
             PROCESSES.lock().insert(pid, p.clone());
@@ -203,6 +209,12 @@ impl Process {
 
     pub fn thread_count(&self) -> usize {
         self.threads.lock().len()
+    }
+
+    /// CPU time of all its threads, living and dead (ns).
+    pub fn cpu_time_ns(&self) -> u64 {
+        let live: u64 = self.threads.lock().iter().map(|t| t.cpu_time_ns()).sum();
+        live + self.dead_cpu_ns.load(Relaxed)
     }
 
     pub fn is_exiting(&self) -> bool {
@@ -240,6 +252,8 @@ impl Thread {
             exit_code: AtomicI32::new(0),
             restore_sigmask: Mutex::new(None),
             rseq: crate::rseq::ThreadRseq::new(),
+            cpu_ns: AtomicU64::new(0),
+            running_since: AtomicU64::new(crate::time::monotonic_ns()),
         }
     }
 
@@ -274,11 +288,6 @@ impl Thread {
         self.kstack.as_ptr() as u64 + (self.kstack.len() * 16) as u64
     }
 
-    /// Where entry code saves this thread's user context: the top of its kernel stack.
-    pub fn user_frame_addr(&self) -> u64 {
-        self.kernel_stack_top() - core::mem::size_of::<crate::arch::entry::TrapFrame>() as u64
-    }
-
     /// Saves the user FS/GS bases and FPU state of the thread leaving the CPU.
     pub fn save_user_state(&self) {
         if self.idle {
@@ -289,6 +298,15 @@ impl Thread {
         if let Some(f) = self.fpu.lock().as_mut() {
             f.save();
         }
+    }
+
+    /// CPU time used so far (ns), counting the current run if the thread is on a CPU now.
+    pub fn cpu_time_ns(&self) -> u64 {
+        let mut t = self.cpu_ns.load(Relaxed);
+        if self.state() == State::Running {
+            t += crate::time::monotonic_ns().saturating_sub(self.running_since.load(Relaxed));
+        }
+        t
     }
 
     /// Loads them for the thread entering the CPU.
@@ -346,6 +364,7 @@ pub fn exit_thread(code: i32) -> ! {
     t.exit_code.store(code, Relaxed);
     crate::futex::thread_exit_cleanup(&t);
     crate::rseq::on_thread_exit(&t);
+    p.dead_cpu_ns.fetch_add(t.cpu_time_ns(), Relaxed);
     THREADS.lock().remove(&t.tid);
     let last = {
         let mut threads = p.threads.lock();

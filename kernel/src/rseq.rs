@@ -320,7 +320,7 @@ pub fn prepare_ktls_child(
     }
     let pk = (*parent.process.rseq.ktls.lock()).ok_or(Errno::EINVAL)?;
     let area = tls.wrapping_add(pk.offset as u64);
-    if area % ktls::KTLS_ALIGN as u64 != 0 {
+    if !area.is_multiple_of(ktls::KTLS_ALIGN as u64) {
         return Err(Errno::EINVAL);
     }
     if !abi::access_ok(area, pk.len as u64) {

@@ -235,6 +235,10 @@ pub fn schedule() {
             core::hint::spin_loop();
         }
         next.on_cpu.store(true, Relaxed);
+        let now = crate::time::monotonic_ns();
+        let ran = now.saturating_sub(prev.running_since.load(Relaxed));
+        prev.cpu_ns.fetch_add(ran, Relaxed);
+        next.running_since.store(now, Relaxed);
         prev.save_user_state();
         if !prev.is_idle() {
             crate::rseq::on_switch_out(&prev);
@@ -452,19 +456,5 @@ impl WaitQueue {
         for t in waiters {
             wake(&t);
         }
-    }
-
-    /// Wakes up to `n` waiters; returns how many were woken.
-    pub fn wake(&self, n: usize) -> usize {
-        let mut woken = 0;
-        while woken < n {
-            let Some(t) = cpu::without_interrupts(|| self.waiters.lock().pop_front()) else {
-                break;
-            };
-            if wake(&t) {
-                woken += 1;
-            }
-        }
-        woken
     }
 }

@@ -118,10 +118,6 @@ impl Pending {
             }))
         })
     }
-
-    pub fn remove(&self, mask: SigSet) {
-        self.set.fetch_and(!mask, Relaxed);
-    }
 }
 
 /// Signals that can stop the current syscall for this thread: pending and not blocked.

@@ -31,10 +31,6 @@ pub fn tick() {
     TICKS.fetch_add(1, Relaxed);
 }
 
-pub fn ticks() -> u64 {
-    TICKS.load(Relaxed)
-}
-
 /// Resolution reported by clock_getres: the TSC clocks are nanosecond-resolution, the coarse
 /// clocks tick with the timer.
 pub fn resolution_ns(coarse: bool) -> u64 {
@@ -43,18 +39,4 @@ pub fn resolution_ns(coarse: bool) -> u64 {
     } else {
         1
     }
-}
-
-/// Nanoseconds spent halted waiting for something, subtracted from CPU time.
-static IDLE_NS: AtomicU64 = AtomicU64::new(0);
-
-/// Records time spent halted in a blocking wait.
-pub fn add_idle(ns: u64) {
-    IDLE_NS.fetch_add(ns, Relaxed);
-}
-
-/// CPU time of the (only) process: time since boot minus time spent halted. Exact while one
-/// process runs; per-thread accounting comes with the scheduler.
-pub fn cpu_time_ns() -> u64 {
-    monotonic_ns().saturating_sub(IDLE_NS.load(Relaxed))
 }

@@ -16,7 +16,7 @@ const PF_FETCH: u64 = 1 << 4;
 #[no_mangle]
 pub extern "C" fn trap_entry(frame: &mut TrapFrame) {
     dispatch(frame);
-    if frame.from_user() {
+    if frame.came_from_user() {
         crate::syscall::exit_to_user(frame);
     }
 }
@@ -86,11 +86,11 @@ fn exception(frame: &mut TrapFrame) {
         4 | 5 => SIGSEGV,      // #OF, #BR
         6 => SIGILL,           // #UD
         7 => SIGSEGV,          // #NM: the FPU is always enabled, so this is unexpected
-        13 | 10 | 11 | 12 => SIGSEGV,
+        10..=13 => SIGSEGV,
         17 => SIGBUS, // #AC
         _ => 0,
     };
-    if frame.from_user() && sig != 0 {
+    if frame.came_from_user() && sig != 0 {
         // si_code for the common cases: SEGV_MAPERR-ish 0 means "sent by the kernel" here.
         let info = SigInfo {
             signo: sig,

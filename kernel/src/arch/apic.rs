@@ -19,7 +19,6 @@ pub const CONSOLE_VECTOR: u8 = 0x24;
 pub const SPURIOUS_VECTOR: u8 = 0xff;
 /// IPI that makes a CPU look at its run queue (and at pending signals of its thread).
 pub const RESCHED_VECTOR: u8 = 0xf0;
-const REG_ID: u64 = 0x20;
 const REG_ICR_LOW: u64 = 0x300;
 const REG_ICR_HIGH: u64 = 0x310;
 /// Timer interrupts per second.
@@ -45,11 +44,6 @@ fn lapic_read(reg: u64) -> u32 {
     unsafe { mmio(LAPIC_PHYS, reg).read_volatile() }
 }
 
-/// This CPU's local APIC ID.
-pub fn id() -> u32 {
-    lapic_read(REG_ID) >> 24
-}
-
 /// Sends a fixed interrupt `vector` to the CPU with APIC ID `apic_id`.
 pub fn send_ipi(apic_id: u32, vector: u8) {
     cpu::without_interrupts(|| {
@@ -61,6 +55,8 @@ pub fn send_ipi(apic_id: u32, vector: u8) {
     });
 }
 
+// Used by SMP bring-up (arch::smp, being merged).
+#[allow(dead_code)]
 /// Sends INIT or STARTUP (`kind` = 5 or 6, with `vector` the start page) to `apic_id`.
 pub fn send_startup_ipi(apic_id: u32, kind: u32, vector: u8) {
     lapic_write(REG_ICR_HIGH, apic_id << 24);
@@ -141,6 +137,8 @@ pub fn init() {
     route_ioapic(4, CONSOLE_VECTOR);
 }
 
+// Used by SMP bring-up (arch::smp, being merged).
+#[allow(dead_code)]
 /// Enables this CPU's local APIC and its periodic timer with the boot CPU's calibration.
 pub fn init_secondary() {
     lapic_write(REG_SVR, 0x100 | SPURIOUS_VECTOR as u32);

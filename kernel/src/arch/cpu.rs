@@ -21,8 +21,6 @@ pub struct Features {
     pub rdrand: bool,
     pub rdseed: bool,
     pub xsave: bool,
-    pub avx: bool,
-    pub invariant_tsc: bool,
     /// CPUID.1:EDX, reported to user space as AT_HWCAP (as Linux does on x86).
     pub hwcap: u32,
 }
@@ -31,7 +29,7 @@ static FSGSBASE_ON: AtomicBool = AtomicBool::new(false);
 static SMAP_ON: AtomicBool = AtomicBool::new(false);
 
 pub fn features() -> Features {
-    let (l1, l7, ext) = (__cpuid(1), __cpuid_count(7, 0), __cpuid(0x8000_0007));
+    let (l1, l7) = (__cpuid(1), __cpuid_count(7, 0));
     Features {
         fsgsbase: l7.ebx & 1 != 0,
         smep: l7.ebx & (1 << 7) != 0,
@@ -39,8 +37,6 @@ pub fn features() -> Features {
         rdseed: l7.ebx & (1 << 18) != 0,
         rdrand: l1.ecx & (1 << 30) != 0,
         xsave: l1.ecx & (1 << 26) != 0,
-        avx: l1.ecx & (1 << 28) != 0,
-        invariant_tsc: ext.edx & (1 << 8) != 0,
         hwcap: l1.edx,
     }
 }
@@ -91,10 +87,6 @@ pub fn enable_features(f: &Features, use_fsgsbase: bool) {
 
 pub fn fsgsbase_enabled() -> bool {
     FSGSBASE_ON.load(Ordering::Relaxed)
-}
-
-pub fn smap_enabled() -> bool {
-    SMAP_ON.load(Ordering::Relaxed)
 }
 
 pub fn cr4() -> u64 {
@@ -245,11 +237,6 @@ pub fn read_cr3() -> u64 {
 pub unsafe fn write_cr3(pml4_phys: u64) {
     // SAFETY: delegated to the caller.
     unsafe { asm!("mov cr3, {}", in(reg) pml4_phys, options(nostack)) };
-}
-
-pub fn flush_tlb_page(addr: u64) {
-    // SAFETY: INVLPG only drops a TLB entry.
-    unsafe { asm!("invlpg [{}]", in(reg) addr, options(nostack)) };
 }
 
 /// Ends the QEMU run through isa-debug-exit (port 0xf4); QEMU exits with (code << 1) | 1.

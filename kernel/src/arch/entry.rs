@@ -49,14 +49,13 @@ const _: () = {
 
 pub const SYSCALL_VECTOR: u64 = 0x100;
 pub const KERNEL_CS: u64 = 0x08;
-pub const KERNEL_SS: u64 = 0x10;
 pub const USER_SS: u64 = 0x1b;
 pub const USER_CS: u64 = 0x23;
 /// Size and alignment of an IST stack (see the paranoid entry).
 pub const IST_STACK_SIZE: usize = 16 * 1024;
 
 impl TrapFrame {
-    pub fn from_user(&self) -> bool {
+    pub fn came_from_user(&self) -> bool {
         self.cs & 3 == 3
     }
 
@@ -235,7 +234,6 @@ ktls_resume_frame:
 extern "C" {
     static ktls_trap_stubs: [u8; 256 * 16];
     fn ktls_syscall_entry();
-    fn ktls_resume_frame(frame: *const TrapFrame) -> !;
 }
 
 /// Address of the entry stub for `vector`.
@@ -244,20 +242,5 @@ pub fn stub_address(vector: u8) -> u64 {
 }
 
 pub fn syscall_entry_address() -> u64 {
-    ktls_syscall_entry as usize as u64
-}
-
-/// Leaves the kernel for `frame`'s context, placing the frame at the top of the kernel stack
-/// that ends at `kernel_stack_top` (the current thread's, so the next entry from user space
-/// starts with an empty kernel stack).
-pub fn enter_user(kernel_stack_top: u64, frame: &TrapFrame) -> ! {
-    let dst = (kernel_stack_top - core::mem::size_of::<TrapFrame>() as u64) as *mut TrapFrame;
-    // SAFETY: `kernel_stack_top` is the end of the current thread's kernel stack (allocated,
-    // 16-byte aligned); we run either on another stack (boot) or deeper in this one, so the
-    // top frame's slot is free to overwrite. The frame's CS/SS are either user selectors
-    // (RPL 3, so iretq can only reach ring 3) or a context our entry code saved.
-    unsafe {
-        dst.write(*frame);
-        ktls_resume_frame(dst)
-    }
+    ktls_syscall_entry as *const () as usize as u64
 }

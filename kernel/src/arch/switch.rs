@@ -73,7 +73,7 @@ pub fn new_thread_stack(kernel_stack_top: u64, frame: &super::entry::TrapFrame) 
         0,
         frame_addr,
         0,
-        ktls_thread_trampoline as usize as u64,
+        ktls_thread_trampoline as *const () as usize as u64,
     ];
     let sp = frame_addr - (words.len() * 8) as u64;
     // SAFETY: the caller passes the top of a freshly allocated kernel stack that no CPU runs

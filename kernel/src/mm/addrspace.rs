@@ -121,10 +121,6 @@ impl AddressSpace {
         })
     }
 
-    pub fn pml4_phys(&self) -> u64 {
-        self.pml4.0
-    }
-
     /// Makes this the address space the CPU uses.
     pub fn activate(&self) {
         if cpu::read_cr3() & !0xfff != self.pml4.0 {
@@ -140,10 +136,6 @@ impl AddressSpace {
     fn mapper(&self) -> OffsetPageTable<'static> {
         // SAFETY: the PML4 frame is ours and the direct map is at PHYS_OFFSET.
         unsafe { OffsetPageTable::new(table_at(self.pml4.0), VirtAddr::new(boot::PHYS_OFFSET)) }
-    }
-
-    pub fn vmas(&self) -> impl Iterator<Item = &Vma> {
-        self.vmas.values()
     }
 
     pub fn find_vma(&self, addr: u64) -> Option<&Vma> {
@@ -368,20 +360,6 @@ impl AddressSpace {
         Ok(())
     }
 
-    /// Moves a VMA record (after move_pages).
-    pub fn rename_vma(&mut self, old: u64, new: u64, len: u64) {
-        if let Some(v) = self.vmas.remove(&old) {
-            self.vmas.insert(
-                new,
-                Vma {
-                    start: new,
-                    end: new + len,
-                    ..v
-                },
-            );
-        }
-    }
-
     /// Every mapped user page: (address, frame, flags), found by walking only the present
     /// entries of the page tables.
     fn mapped_pages(&self) -> alloc::vec::Vec<(u64, Frame, F)> {
@@ -427,11 +405,6 @@ impl AddressSpace {
             super::frame_bytes_mut(nf).copy_from_slice(super::frame_bytes_mut(frame));
         }
         Ok(new)
-    }
-
-    /// Pages of user memory in use (resident), for accounting.
-    pub fn resident_pages(&self) -> usize {
-        self.mapped_pages().len()
     }
 
     pub fn is_free(&self, start: u64, end: u64) -> bool {

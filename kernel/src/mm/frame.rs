@@ -6,7 +6,7 @@
 //! reached through the direct map. Both paths are O(1) and need no memory of their own. The
 //! free count is what `/proc/meminfo` reports and what the leak tests compare.
 
-use super::{phys_to_virt, PAGE_SIZE};
+use super::PAGE_SIZE;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use spin::Mutex;
 
@@ -79,7 +79,7 @@ pub fn alloc_zeroed() -> Option<Frame> {
 }
 
 pub fn free(frame: Frame) {
-    debug_assert!(frame.0 % PAGE_SIZE as u64 == 0 && frame.0 != 0);
+    debug_assert!(frame.0.is_multiple_of(PAGE_SIZE as u64) && frame.0 != 0);
     crate::arch::cpu::without_interrupts(|| {
         let mut list = FREE.lock();
         super::write_phys_u64(frame.0, list.head);
@@ -94,10 +94,4 @@ pub fn free_count() -> usize {
 
 pub fn total_count() -> usize {
     TOTAL.load(Ordering::Relaxed)
-}
-
-impl Frame {
-    pub fn virt(self) -> u64 {
-        phys_to_virt(self.0)
-    }
 }

@@ -19,14 +19,6 @@ pub fn phys_to_virt(phys: u64) -> u64 {
     PHYS_OFFSET + phys
 }
 
-pub fn virt_to_phys(virt: u64) -> u64 {
-    if virt >= boot::KERNEL_VMA {
-        virt - boot::KERNEL_VMA
-    } else {
-        virt - PHYS_OFFSET
-    }
-}
-
 /// The 4 KiB of a frame, through the direct map.
 pub fn frame_bytes_mut(f: frame::Frame) -> &'static mut [u8] {
     // SAFETY: a Frame is owned by whoever allocated it, and the direct map covers all RAM, so

@@ -162,7 +162,7 @@ pub fn copy_from_user_partial(dst: &mut [u8], src: u64) -> usize {
 /// Atomically replaces the u32 at user address `addr` with `new` if it holds `expected`;
 /// returns the value found there (equal to `expected` when the swap happened).
 pub fn cmpxchg_user_u32(addr: u64, expected: u32, new: u32) -> Result<u32, Errno> {
-    if addr % 4 != 0 || !is_user_range(addr, 4) {
+    if !addr.is_multiple_of(4) || !is_user_range(addr, 4) {
         return Err(Errno::EFAULT);
     }
     let mut found = 0u32;
@@ -212,14 +212,6 @@ impl<T: FromBytes + IntoBytes + Immutable> UserPtr<T> {
             addr,
             _t: core::marker::PhantomData,
         }
-    }
-
-    pub fn addr(self) -> u64 {
-        self.addr
-    }
-
-    pub fn is_null(self) -> bool {
-        self.addr == 0
     }
 
     /// The pointer `n` elements on (for arrays of T in user memory).

@@ -120,7 +120,7 @@ pub fn setresuid(r: u64, e: u64, s: u64) -> SysResult {
     change(|c, privileged| {
         let old = *c;
         let ok = |v: u32| v == KEEP || v == old.uid || v == old.euid || v == old.suid;
-        if !privileged && !(ok(r) && ok(e) && ok(s)) {
+        if !privileged && (!ok(r) || !ok(e) || !ok(s)) {
             return Err(Errno::EPERM);
         }
         if r != KEEP {
@@ -142,7 +142,7 @@ pub fn setresgid(r: u64, e: u64, s: u64) -> SysResult {
     change(|c, privileged| {
         let old = *c;
         let ok = |v: u32| v == KEEP || v == old.gid || v == old.egid || v == old.sgid;
-        if !privileged && !(ok(r) && ok(e) && ok(s)) {
+        if !privileged && (!ok(r) || !ok(e) || !ok(s)) {
             return Err(Errno::EPERM);
         }
         if r != KEEP {

@@ -33,7 +33,7 @@ fn page_len(len: u64) -> Result<u64, Errno> {
 }
 
 pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, offset: u64) -> SysResult {
-    if offset % PAGE != 0 {
+    if !offset.is_multiple_of(PAGE) {
         return Err(Errno::EINVAL);
     }
     if len == 0 {
@@ -58,7 +58,7 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, offset: u64) ->
     let mm = t.process.mm();
     let mut mm = mm.lock();
     let start = if fixed {
-        if addr % PAGE != 0 {
+        if !addr.is_multiple_of(PAGE) {
             return Err(Errno::EINVAL);
         }
         if addr > USER_TOP - len {
@@ -100,7 +100,7 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, offset: u64) ->
 }
 
 pub fn munmap(addr: u64, len: u64) -> SysResult {
-    if addr % PAGE != 0 || len == 0 {
+    if !addr.is_multiple_of(PAGE) || len == 0 {
         return Err(Errno::EINVAL);
     }
     let len = page_up(len).ok_or(Errno::EINVAL)?;
@@ -112,7 +112,7 @@ pub fn munmap(addr: u64, len: u64) -> SysResult {
 }
 
 pub fn mprotect(addr: u64, len: u64, prot: u64) -> SysResult {
-    if addr % PAGE != 0 {
+    if !addr.is_multiple_of(PAGE) {
         return Err(Errno::EINVAL);
     }
     let prot = check_prot(prot & !(PROT_GROWSDOWN | PROT_GROWSUP))?;
@@ -129,7 +129,8 @@ pub fn mprotect(addr: u64, len: u64, prot: u64) -> SysResult {
 }
 
 pub fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -> SysResult {
-    if flags & !(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP) != 0 || old % PAGE != 0 {
+    if flags & !(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP) != 0 || !old.is_multiple_of(PAGE)
+    {
         return Err(Errno::EINVAL);
     }
     if flags & MREMAP_FIXED != 0 && flags & MREMAP_MAYMOVE == 0 {
@@ -154,7 +155,7 @@ pub fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -
     if flags & MREMAP_FIXED != 0 {
         // Linux: aligned target, inside user space, not overlapping the old range.
         let target_end = new_addr.checked_add(new_len).ok_or(Errno::EINVAL)?;
-        if new_addr % PAGE != 0 || new_addr < USER_BOTTOM || target_end > USER_TOP {
+        if !new_addr.is_multiple_of(PAGE) || new_addr < USER_BOTTOM || target_end > USER_TOP {
             return Err(Errno::EINVAL);
         }
         if new_addr < old + old_len && old < target_end {
@@ -190,7 +191,7 @@ pub fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -
 }
 
 pub fn madvise(addr: u64, len: u64, advice: u64) -> SysResult {
-    if addr % PAGE != 0 {
+    if !addr.is_multiple_of(PAGE) {
         return Err(Errno::EINVAL);
     }
     let len = page_up(len).ok_or(Errno::EINVAL)?;

@@ -306,14 +306,14 @@ fn read_string_array(ptr: u64) -> Result<Vec<Vec<u8>>, Errno> {
     }
     let mut total = 0usize;
     for i in 0.. {
-        if i >= ktls_abi::mm::MAX_ARG_STRINGS as usize {
+        if i >= ktls_abi::mm::MAX_ARG_STRINGS {
             return Err(Errno::E2BIG);
         }
         let p = UserPtr::<u64>::new(ptr).add(i).read()?;
         if p == 0 {
             break;
         }
-        let s = read_cstr(p, ktls_abi::mm::MAX_ARG_STRLEN as usize).map_err(|e| {
+        let s = read_cstr(p, ktls_abi::mm::MAX_ARG_STRLEN).map_err(|e| {
             if e == Errno::ENAMETOOLONG {
                 Errno::E2BIG
             } else {
@@ -692,7 +692,7 @@ pub fn sched_getaffinity(pid: u64, len: u64, mask: u64) -> SysResult {
     let t = thread_for(pid)?;
     let ncpus = sched::online_cpus() as u64;
     // Linux: the buffer must hold nr_cpu_ids bits and be a whole number of longs.
-    if len * 8 < ncpus || len % 8 != 0 {
+    if len * 8 < ncpus || !len.is_multiple_of(8) {
         return Err(Errno::EINVAL);
     }
     let m = t.affinity.load(Relaxed) & ((1u64 << ncpus) - 1);

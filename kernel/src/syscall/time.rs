@@ -17,7 +17,8 @@ fn now_ns(clk: u64) -> Result<u64, Errno> {
         | CLOCK_MONOTONIC_COARSE
         | CLOCK_BOOTTIME
         | CLOCK_BOOTTIME_ALARM => Ok(clock::monotonic_ns()),
-        CLOCK_PROCESS_CPUTIME_ID | CLOCK_THREAD_CPUTIME_ID => Ok(clock::cpu_time_ns()),
+        CLOCK_PROCESS_CPUTIME_ID => Ok(crate::process::current().process.cpu_time_ns()),
+        CLOCK_THREAD_CPUTIME_ID => Ok(crate::process::current().cpu_time_ns()),
         _ => Err(Errno::EINVAL),
     }
 }

@@ -301,9 +301,10 @@ impl OpenFile {
             let (p, ino, dtype, name): (u64, u64, u8, &[u8]) = match *pos {
                 0 => (0, self.node.ino(), DT_DIR, b"."),
                 1 => {
+                    // As Linux: a file system's root is its own parent here.
                     parent_ino = match d.parent.as_ref().and_then(|w| w.upgrade()) {
-                        Some(parent) => parent.ino(),
-                        None => self.node.ino(),
+                        Some(parent) if !self.node.is_fs_root() => parent.ino(),
+                        _ => self.node.ino(),
                     };
                     (1, parent_ino, DT_DIR, b"..")
                 }

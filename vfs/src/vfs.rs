@@ -920,7 +920,11 @@ impl Vfs {
         flags: u64,
         mode: u32,
     ) -> Result<Arc<OpenFile>> {
-        if flags & O_TMPFILE == O_TMPFILE {
+        // O_TMPFILE is __O_TMPFILE | O_DIRECTORY; the bit alone, or with O_CREAT, is EINVAL.
+        if flags & (O_TMPFILE & !O_DIRECTORY) != 0 {
+            if flags & (O_TMPFILE | O_CREAT) != O_TMPFILE {
+                return Err(Errno::EINVAL);
+            }
             return self.open_tmpfile(ctx, start, path, flags, mode);
         }
         if flags & O_PATH != 0 {

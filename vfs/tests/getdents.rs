@@ -2,6 +2,8 @@
 
 mod common;
 
+use std::sync::Arc;
+
 use common::*;
 use ktls_abi::fs::*;
 use ktls_vfs::Errno;
@@ -147,8 +149,11 @@ fn dotdot_of_a_mount_root_and_nested() {
     let all = list_dir(&e.open("/tmp/sub", O_RDONLY).unwrap(), 4096);
     assert_eq!(all[1].ino, e.tmp.ino());
     assert_eq!(all[0].ino, e.lookup("/tmp/sub").unwrap().ino());
+    // A mount root's `..` entry names the root itself (its d_parent), as on Linux; path
+    // walking still leaves the mount.
     let tmp = list_dir(&e.open("/tmp", O_RDONLY).unwrap(), 4096);
-    assert_eq!(tmp[1].ino, e.root().ino());
+    assert_eq!(tmp[1].ino, e.tmp.ino());
+    assert!(Arc::ptr_eq(&e.lookup("/tmp/..").unwrap(), e.root()));
 }
 
 #[test]

@@ -253,6 +253,15 @@ fn tmpfile() {
         e.open("/tmp", O_TMPFILE | O_RDONLY).unwrap_err(),
         Errno::EINVAL
     );
+    let tmpfile_bit = O_TMPFILE & !O_DIRECTORY;
+    assert_eq!(
+        e.open("/tmp", tmpfile_bit | O_RDWR).unwrap_err(),
+        Errno::EINVAL
+    );
+    assert_eq!(
+        e.open("/tmp", O_TMPFILE | O_CREAT | O_RDWR).unwrap_err(),
+        Errno::EINVAL
+    );
     assert_eq!(
         e.open("/bin", O_TMPFILE | O_RDWR).unwrap_err(),
         Errno::EROFS

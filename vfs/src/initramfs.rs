@@ -142,8 +142,9 @@ impl Vfs {
     /// Adds the archive's entries to the (read-only) root file system, in order. Missing
     /// parent directories are made (0755, root-owned); an entry replaces an existing one of
     /// the same name, except that a directory entry over a directory only updates its
-    /// attributes. `TRAILER!!!` is skipped. Stops at the first bad entry: EINVAL for a `..`
-    /// component, an unknown file type or an empty symlink target, ENOTDIR when a parent is
+    /// attributes. `TRAILER!!!` is skipped. A symlink target ends at its first NUL, if any.
+    /// Stops at the first bad entry: EINVAL for a `..` component, an unknown file type or an
+    /// empty symlink target, ENOTDIR when a parent is
     /// not a directory, ENAMETOOLONG for a component over NAME_MAX.
     ///
     /// Regular files and special files with `nlink >= 2` sharing ino, device and mode are
@@ -262,8 +263,14 @@ impl Vfs {
         let spec = match ty {
             S_IFDIR => NewNode::Dir,
             S_IFREG => NewNode::StaticFile(e.data),
-            S_IFLNK if e.data.is_empty() => return Err(Errno::EINVAL),
-            S_IFLNK => NewNode::Symlink(e.data),
+            S_IFLNK => {
+                // Some writers store the target with its NUL (Linux reads a C string).
+                let target = e.data.split(|&b| b == 0).next().unwrap_or_default();
+                if target.is_empty() {
+                    return Err(Errno::EINVAL);
+                }
+                NewNode::Symlink(target)
+            }
             S_IFCHR => NewNode::CharDev(rdev),
             S_IFBLK => NewNode::BlockDev(rdev),
             S_IFIFO => NewNode::Fifo,

@@ -86,8 +86,13 @@ fn every_node_type() {
         entry("run/fifo", S_IFIFO | 0o644, b""),
         entry("run/sock", S_IFSOCK | 0o755, b""),
         entry("bin/sh", S_IFREG | 0o4755, b"#!"),
+        entry("bin/nul_link", S_IFLNK | 0o777, b"sh\0"),
     ])
     .unwrap();
+    assert_eq!(
+        vfs.readlink(&ctx, vfs.root(), b"/bin/nul_link").unwrap(),
+        b"sh"
+    );
     let st = |p: &[u8]| vfs.lookup(&ctx, vfs.root(), p, false).unwrap().stat();
     let c = st(b"/dev/ttyS0");
     assert_eq!(
@@ -122,10 +127,11 @@ fn root_attributes_from_dot() {
 
 #[test]
 fn bad_entries() {
-    let cases: [(InitramfsEntry<'static>, Errno); 6] = [
+    let cases: [(InitramfsEntry<'static>, Errno); 7] = [
         (entry("a/../b", S_IFREG | 0o644, b""), Errno::EINVAL),
         (entry("weird", 0o170000 | 0o644, b""), Errno::EINVAL),
         (entry("badlink", S_IFLNK | 0o777, b""), Errno::EINVAL),
+        (entry("nullink", S_IFLNK | 0o777, b"\0x"), Errno::EINVAL),
         (entry("f/x", S_IFREG | 0o644, b""), Errno::ENOTDIR),
         (entry(".", S_IFREG | 0o644, b""), Errno::EINVAL),
         (

@@ -9,8 +9,9 @@
 //! * **Boot.** [`Vfs::new`] with the kernel's [`Platform`] (clock, random bytes, wake-ups).
 //!   [`Vfs::populate_cpio`] unpacks the initramfs image (a cpio newc archive read with
 //!   `ktls-cpio`; file data stays borrowed from the image, zero-copy) into a read-only root
-//!   ([`Vfs::populate`] takes [`InitramfsEntry`]s from any other source). [`Vfs::take_boot_request`] reads and removes `/.ktls`. Then [`Vfs::mount`] a tmpfs
-//!   on `/tmp` (mode 01777), [`Vfs::install_dev`] for `/dev` (null, zero, full, random,
+//!   ([`Vfs::populate`] takes [`InitramfsEntry`]s from any other source).
+//!   [`Vfs::take_boot_request`] reads and removes `/.ktls`. Then [`Vfs::mount`] a tmpfs on
+//!   `/tmp` (mode 01777), [`Vfs::install_dev`] for `/dev` (null, zero, full, random,
 //!   urandom) and [`Vfs::add_char_device`] for the console and ttys (the kernel implements
 //!   [`CharDevice`]), and [`Vfs::install_proc`] for `/proc/self/exe`, plus generated files
 //!   ([`NewNode::Generated`]) as needed.
@@ -48,8 +49,10 @@
 //! * An open file's offset is shared by everything that shares the `Arc<OpenFile>` (dup,
 //!   fork). Pipe reader and writer counts follow the lifetime of the open files: when the
 //!   last reference to an end's `OpenFile` drops, that end is closed.
-//! * Not implemented: atime updates (as if mounted noatime), file locks, O_ASYNC,
-//!   packet-mode pipes, RENAME_WHITEOUT, ETXTBSY.
+//! * Limits: tmpfs files are contiguous vectors, so a write far past the end allocates the
+//!   gap (ENOSPC when that fails) instead of making a sparse file; generated files refuse
+//!   opening for writing (EACCES). Not implemented: atime updates (as if mounted noatime),
+//!   file locks, O_ASYNC, packet-mode pipes, RENAME_WHITEOUT, ETXTBSY, chroot.
 #![no_std]
 extern crate alloc;
 

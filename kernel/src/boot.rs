@@ -133,7 +133,13 @@ pub fn start(initrd: &'static [u8]) -> ! {
         error!("ktls: cannot open the console: {e}");
         finish(126);
     }
-    let thread = Thread::new(pid, init);
+    let thread = match Thread::new(pid, init) {
+        Ok(t) => t,
+        Err(e) => {
+            error!("ktls: cannot create the first thread: {e}");
+            finish(126);
+        }
+    };
     let sp = switch::new_thread_stack(
         thread.kernel_stack_top(),
         &TrapFrame::new_user(image.entry, image.sp),

@@ -16,7 +16,7 @@ use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{
-    AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed,
+    AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed,
 };
 use ktls_abi::mm::{Rlimit, RLIMIT_NLIMITS, RLIMIT_NOFILE, RLIMIT_STACK, RLIM_INFINITY};
 use ktls_abi::signal::{self, KSigaction, StackT, NSIG};
@@ -115,6 +115,23 @@ pub struct Thread {
 }
 
 static NEXT_ID: AtomicU32 = AtomicU32::new(1);
+/// User threads alive (for the system-wide limit).
+static THREAD_COUNT: AtomicUsize = AtomicUsize::new(0);
+
+/// Linux's threads-max: as many threads as half the kernel heap holds kernel stacks, so a
+/// thread or fork bomb gets EAGAIN long before the heap runs out.
+pub fn max_threads() -> usize {
+    crate::mm::heap::size() / 2 / KERNEL_STACK_SIZE
+}
+
+/// A zeroed kernel stack, or None if the heap cannot give one (fallible, unlike `vec!`).
+fn alloc_kernel_stack() -> Option<alloc::boxed::Box<[u128]>> {
+    let words = KERNEL_STACK_SIZE / core::mem::size_of::<u128>();
+    let mut v = Vec::new();
+    v.try_reserve_exact(words).ok()?;
+    v.resize(words, 0u128);
+    Some(v.into_boxed_slice())
+}
 /// Every process that has not been reaped, by pid.
 static PROCESSES: Mutex<BTreeMap<u32, Arc<Process>>> = Mutex::new(BTreeMap::new());
 /// Every live thread, by tid.
@@ -223,12 +240,16 @@ impl Process {
 }
 
 impl Thread {
-    fn build(tid: u32, process: Arc<Process>, idle: bool) -> Thread {
-        let words = KERNEL_STACK_SIZE / core::mem::size_of::<u128>();
+    fn build(
+        tid: u32,
+        process: Arc<Process>,
+        idle: bool,
+        kstack: alloc::boxed::Box<[u128]>,
+    ) -> Thread {
         Thread {
             tid,
             process,
-            kstack: alloc::vec![0u128; words].into_boxed_slice(),
+            kstack,
             idle,
             state: AtomicU8::new(State::Blocked as u8),
             on_cpu: AtomicBool::new(false),
@@ -257,18 +278,25 @@ impl Thread {
         }
     }
 
-    /// A user thread of `process`, registered in the thread table and the process.
-    pub fn new(tid: u32, process: Arc<Process>) -> Arc<Self> {
-        let t = Arc::new(Self::build(tid, process.clone(), false));
+    /// A user thread of `process`, registered in the thread table and the process. EAGAIN
+    /// when the system-wide thread limit is reached or the kernel stack cannot be allocated.
+    pub fn new(tid: u32, process: Arc<Process>) -> Result<Arc<Self>, ktls_abi::Errno> {
+        if THREAD_COUNT.load(Relaxed) >= max_threads() {
+            return Err(ktls_abi::Errno::EAGAIN);
+        }
+        let kstack = alloc_kernel_stack().ok_or(ktls_abi::Errno::EAGAIN)?;
+        THREAD_COUNT.fetch_add(1, Relaxed);
+        let t = Arc::new(Self::build(tid, process.clone(), false, kstack));
         *t.fpu.lock() = Some(FpuState::new_from_current());
         THREADS.lock().insert(tid, t.clone());
         process.threads.lock().push(t.clone());
-        t
+        Ok(t)
     }
 
     /// The idle thread of a CPU (never in a run queue, never in user mode).
     pub fn new_idle(process: Arc<Process>) -> Arc<Self> {
-        Arc::new(Self::build(0, process, true))
+        let kstack = alloc_kernel_stack().expect("memory for an idle thread's stack");
+        Arc::new(Self::build(0, process, true, kstack))
     }
 
     pub fn is_idle(&self) -> bool {
@@ -366,6 +394,7 @@ pub fn exit_thread(code: i32) -> ! {
     crate::rseq::on_thread_exit(&t);
     p.dead_cpu_ns.fetch_add(t.cpu_time_ns(), Relaxed);
     THREADS.lock().remove(&t.tid);
+    THREAD_COUNT.fetch_sub(1, Relaxed);
     let last = {
         let mut threads = p.threads.lock();
         threads.retain(|x| !Arc::ptr_eq(x, &t));

@@ -61,6 +61,16 @@ fn page_fault(frame: &mut TrapFrame) {
             if result == FaultResult::Handled {
                 return;
             }
+            if result == FaultResult::OutOfMemory {
+                // Linux's OOM killer, simplified: the process that needed the page dies of
+                // SIGKILL at its return to user space (never here, where the interrupted kernel
+                // code may hold locks). A kernel copy fails with EFAULT meanwhile.
+                warn!("out of memory: killing process {}", t.process.pid);
+                signal::send_to_process(&t.process, ktls_abi::signal::SIGKILL, None);
+                if err & PF_USER != 0 {
+                    return;
+                }
+            }
         }
     }
     if err & PF_USER != 0 {

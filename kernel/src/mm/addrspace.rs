@@ -74,6 +74,8 @@ pub struct AddressSpace {
     vmas: BTreeMap<u64, Vma>,
     brk_start: u64,
     brk: u64,
+    /// RLIMIT_AS, mirrored here so brk can check it (set by the syscall layer).
+    pub as_limit: u64,
 }
 
 struct FramePool;
@@ -118,6 +120,7 @@ impl AddressSpace {
             vmas: BTreeMap::new(),
             brk_start: 0,
             brk: 0,
+            as_limit: u64::MAX,
         })
     }
 
@@ -399,12 +402,18 @@ impl AddressSpace {
         new.vmas = self.vmas.clone();
         new.brk_start = self.brk_start;
         new.brk = self.brk;
+        new.as_limit = self.as_limit;
         for (addr, frame, _) in self.mapped_pages() {
             let prot = self.find_vma(addr).map_or(PROT_READ, |v| v.prot);
             let nf = new.populate(addr, prot)?;
             super::frame_bytes_mut(nf).copy_from_slice(super::frame_bytes_mut(frame));
         }
         Ok(new)
+    }
+
+    /// Bytes of address space mapped (what RLIMIT_AS limits).
+    pub fn total_vm(&self) -> u64 {
+        self.vmas.values().map(|v| v.end - v.start).sum()
     }
 
     pub fn is_free(&self, start: u64, end: u64) -> bool {
@@ -426,7 +435,9 @@ impl AddressSpace {
             return self.brk;
         };
         if new_end > old_end {
-            if self.overlaps(old_end, new_end) {
+            if self.overlaps(old_end, new_end)
+                || self.total_vm() + (new_end - old_end) > self.as_limit
+            {
                 return self.brk;
             }
             let start = page_up(self.brk_start).unwrap_or(self.brk_start);

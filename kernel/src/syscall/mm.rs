@@ -79,6 +79,9 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, offset: u64) ->
             mm.find_free(len).ok_or(Errno::ENOMEM)?
         }
     };
+    if mm.total_vm().saturating_add(len) > mm.as_limit {
+        return Err(Errno::ENOMEM);
+    }
     let kind = if flags & MAP_STACK != 0 || flags & MAP_GROWSDOWN != 0 {
         VmaKind::Stack
     } else {
@@ -174,6 +177,9 @@ pub fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -
         return Ok(old);
     }
     let grow_end = old.checked_add(new_len).ok_or(Errno::ENOMEM)?;
+    if mm.total_vm().saturating_add(new_len - old_len) > mm.as_limit {
+        return Err(Errno::ENOMEM);
+    }
     if old + old_len == vma.end && grow_end <= USER_TOP && mm.is_free(vma.end, grow_end) {
         mm.add_vma(vma.end, grow_end, vma.prot, vma.kind);
         return Ok(old);

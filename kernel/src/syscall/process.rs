@@ -91,6 +91,14 @@ pub fn prlimit64(pid: u64, resource: u64, new: u64, old: u64) -> SysResult {
             return Err(Errno::EPERM);
         }
         limits[resource as usize] = r;
+        match resource as u32 {
+            ktls_abi::mm::RLIMIT_AS => t.process.mm().lock().as_limit = r.rlim_cur,
+            ktls_abi::mm::RLIMIT_NOFILE => {
+                let n = r.rlim_cur.min(ktls_abi::fs::NR_OPEN as u64) as usize;
+                t.process.files().lock().set_limit(n)?
+            }
+            _ => {}
+        }
     }
     drop(limits);
     if old != 0 {

@@ -173,6 +173,7 @@ fn do_clone(frame: &TrapFrame, req: CloneRequest) -> SysResult {
     }
     let parent_thread = current_arc();
     let parent = parent_thread.process.clone();
+    check_nproc(&parent)?;
     let tid = process::alloc_id();
     let ktls_reg = if f & ktls_abi::clone::CLONE_RSEQ_KTLS != 0 {
         Some(crate::rseq::prepare_ktls_child(
@@ -238,7 +239,19 @@ fn do_clone(frame: &TrapFrame, req: CloneRequest) -> SysResult {
         child
     };
 
-    let thread = Thread::new(tid, process.clone());
+    let thread = match Thread::new(tid, process.clone()) {
+        Ok(t) => t,
+        Err(e) => {
+            if f & CLONE_THREAD == 0 {
+                // Undo the half-made process: it never ran.
+                process::reap(&parent, &process);
+                if let Some(pp) = process::find_process(process.ppid.load(Relaxed)) {
+                    process::reap(&pp, &process);
+                }
+            }
+            return Err(e);
+        }
+    };
     thread
         .sigmask
         .store(parent_thread.sigmask.load(Relaxed), Relaxed);
@@ -296,6 +309,25 @@ fn do_clone(frame: &TrapFrame, req: CloneRequest) -> SysResult {
         crate::rseq::after_vfork(&parent_thread);
     }
     Ok(tid as u64)
+}
+
+/// RLIMIT_NPROC counts the threads of the caller's real user; as on Linux, root is exempt
+/// (the system-wide thread limit still applies to everyone).
+fn check_nproc(p: &Process) -> Result<(), Errno> {
+    let uid = p.creds.lock().uid;
+    if uid == 0 {
+        return Ok(());
+    }
+    let limit = p.rlimits.lock()[ktls_abi::mm::RLIMIT_NPROC as usize].rlim_cur;
+    let used: usize = process::all_processes()
+        .iter()
+        .filter(|q| q.creds.lock().uid == uid)
+        .map(|q| q.thread_count())
+        .sum();
+    if used as u64 >= limit {
+        return Err(Errno::EAGAIN);
+    }
+    Ok(())
 }
 
 /// Reads a NULL-terminated array of string pointers (argv/envp), with Linux's limits.

@@ -61,6 +61,8 @@ pub struct Process {
     pub zombie: Mutex<Option<u32>>,
     /// A group exit is under way (exit_group, a fatal signal, execve): its wait status.
     pub group_exit: Mutex<Option<u32>>,
+    /// `group_exit` is set (readable with one load on the return-to-user path).
+    pub exiting: AtomicBool,
     /// Woken when a child of this process changes state.
     pub child_wait: WaitQueue,
     /// For a vfork child: cleared (and `vfork_wait` woken) once it execs or exits.
@@ -107,6 +109,8 @@ pub struct Thread {
     pub exit_code: AtomicI32,
     /// The signal mask to restore after a sigsuspend-style wait.
     pub restore_sigmask: Mutex<Option<u64>>,
+    /// `restore_sigmask` is set.
+    pub restore_sigmask_pending: AtomicBool,
     /// rseq / KTLS registration.
     pub rseq: crate::rseq::ThreadRseq,
     /// CPU time used up to the last switch-out, and when the thread last got its CPU (ns).
@@ -197,6 +201,7 @@ impl Process {
             exit_signal: AtomicU32::new(signal::SIGCHLD),
             zombie: Mutex::new(None),
             group_exit: Mutex::new(None),
+            exiting: AtomicBool::new(false),
             child_wait: WaitQueue::new(),
             vfork_parent_waiting: AtomicBool::new(false),
             vfork_wait: WaitQueue::new(),
@@ -235,7 +240,7 @@ impl Process {
     }
 
     pub fn is_exiting(&self) -> bool {
-        self.group_exit.lock().is_some()
+        self.exiting.load(Relaxed)
     }
 }
 
@@ -272,6 +277,7 @@ impl Thread {
             full_restore: AtomicBool::new(false),
             exit_code: AtomicI32::new(0),
             restore_sigmask: Mutex::new(None),
+            restore_sigmask_pending: AtomicBool::new(false),
             rseq: crate::rseq::ThreadRseq::new(),
             cpu_ns: AtomicU64::new(0),
             running_since: AtomicU64::new(crate::time::monotonic_ns()),
@@ -422,6 +428,7 @@ pub fn exit_group(wstatus: u32) -> ! {
         let mut g = t.process.group_exit.lock();
         if g.is_none() {
             *g = Some(wstatus);
+            t.process.exiting.store(true, Relaxed);
         }
     }
     kill_other_threads(&t.process, t.tid);

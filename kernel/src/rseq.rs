@@ -241,6 +241,12 @@ pub fn on_switch_out(t: &Thread) {
     t.rseq.event.store(true, Relaxed);
 }
 
+/// Whether the return to user space has rseq work (the thread was switched out or signalled).
+#[inline(always)]
+pub fn work_pending(t: &Thread) -> bool {
+    t.rseq.event.load(Relaxed)
+}
+
 /// At the return to user space: abort an interrupted critical section, refresh the ids.
 /// Anything wrong with the area or the descriptor kills the process with SIGSEGV, as Linux.
 pub fn on_return_to_user(frame: &mut TrapFrame) {

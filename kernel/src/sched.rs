@@ -52,7 +52,6 @@ struct CpuQueue {
     idle: Option<Arc<Thread>>,
     /// The thread switched away from, until `finish_switch` has dealt with it.
     prev: Option<Arc<Thread>>,
-    need_resched: bool,
     slice: u32,
     halted: bool,
     online: bool,
@@ -65,7 +64,6 @@ impl CpuQueue {
             current: None,
             idle: None,
             prev: None,
-            need_resched: false,
             slice: SLICE_TICKS,
             halted: false,
             online: false,
@@ -87,6 +85,15 @@ static SCHED: Mutex<Scheduler> = Mutex::new(Scheduler {
     cpus: [const { CpuQueue::new() }; MAX_CPUS],
     sleepers: BTreeMap::new(),
 });
+
+/// Flags CPU `cpu`'s running thread to give up the CPU at its next return to user space
+/// (kept in the per-CPU block, outside the lock, so the syscall return path tests it with
+/// one load).
+fn set_need_resched(cpu: usize) {
+    if let Some(pc) = percpu::of(cpu) {
+        pc.set_need_resched(true);
+    }
+}
 
 /// Runs `f` on the scheduler state with interrupts masked (the timer tick takes the lock too).
 fn with_sched<R>(f: impl FnOnce(&mut Scheduler) -> R) -> R {
@@ -140,7 +147,7 @@ fn enqueue_locked(s: &mut Scheduler, t: Arc<Thread>) {
     let q = &mut s.cpus[c];
     let kick = q.halted && c != this_cpu();
     if q.current.as_ref().is_some_and(|cur| cur.is_idle()) {
-        q.need_resched = true;
+        set_need_resched(c);
     }
     q.queue.push_back(t);
     if kick {
@@ -193,7 +200,7 @@ pub fn schedule() {
     cpu::without_interrupts(|| {
         let c = this_cpu();
         let mut s = SCHED.lock();
-        s.cpus[c].need_resched = false;
+        percpu::get().set_need_resched(false);
         s.cpus[c].slice = SLICE_TICKS;
         let prev = s.cpus[c]
             .current
@@ -339,14 +346,19 @@ pub fn tick(now_ns: u64) {
     let q = &mut s.cpus[this_cpu()];
     q.slice = q.slice.saturating_sub(1);
     if q.slice == 0 && !q.queue.is_empty() {
-        q.need_resched = true;
+        set_need_resched(this_cpu());
     }
+}
+
+/// Whether this CPU's running thread should give up the CPU (one load, for the fast path).
+#[inline(always)]
+pub fn need_resched() -> bool {
+    percpu::get().need_resched()
 }
 
 /// At the return to user space: switch if this CPU's slice ran out or work arrived for idle.
 pub fn preempt_point() {
-    let need = with_sched(|s| s.cpus[this_cpu()].need_resched);
-    if need {
+    if need_resched() {
         schedule();
     }
 }

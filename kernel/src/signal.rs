@@ -188,6 +188,15 @@ pub fn on_return_to_user(frame: &mut TrapFrame) {
     deliver_pending(frame, true)
 }
 
+/// Whether the return to user space has signal work: pending signals (blocked or not: the
+/// slow path sorts them), a group exit, or a mask to restore.
+#[inline(always)]
+pub fn work_pending(t: &Thread) -> bool {
+    (t.pending.set() | t.process.shared_pending.set()) != 0
+        || t.process.is_exiting()
+        || t.restore_sigmask_pending.load(Relaxed)
+}
+
 /// `may_defer`: asynchronous signals may be held back by the KTLS `sig_defer` word (not for
 /// a fault the thread is being forced to take).
 fn deliver_pending(frame: &mut TrapFrame, may_defer: bool) {
@@ -210,7 +219,7 @@ fn deliver_pending(frame: &mut TrapFrame, may_defer: bool) {
             // No handler runs: an interrupted syscall restarts, and a mask saved by
             // sigsuspend comes back.
             crate::syscall::restart_fixup(frame, None);
-            if let Some(m) = t.restore_sigmask.lock().take() {
+            if let Some(m) = take_restore_mask(t) {
                 t.sigmask.store(m, Relaxed);
             }
             return;
@@ -260,4 +269,11 @@ pub fn force_fault(sig: u32, info: SigInfo, frame: &mut TrapFrame) {
 /// the signal frame of the handler that ends the wait.
 pub fn set_restore_mask(t: &Thread, old: SigSet) {
     *t.restore_sigmask.lock() = Some(old);
+    t.restore_sigmask_pending.store(true, Relaxed);
+}
+
+/// Takes the mask saved by `set_restore_mask`, if any.
+pub fn take_restore_mask(t: &Thread) -> Option<SigSet> {
+    t.restore_sigmask_pending.store(false, Relaxed);
+    t.restore_sigmask.lock().take()
 }

@@ -176,11 +176,7 @@ pub fn deliver(
     if xsave {
         uc_flags |= UC_FP_XSTATE;
     }
-    let old_mask = t
-        .restore_sigmask
-        .lock()
-        .take()
-        .unwrap_or_else(|| t.sigmask.load(Relaxed));
+    let old_mask = crate::signal::take_restore_mask(t).unwrap_or_else(|| t.sigmask.load(Relaxed));
     let f = RtSigFrame {
         pretcode: act.restorer,
         uc: UContext {

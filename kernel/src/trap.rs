@@ -17,7 +17,7 @@ const PF_FETCH: u64 = 1 << 4;
 pub extern "C" fn trap_entry(frame: &mut TrapFrame) {
     dispatch(frame);
     if frame.came_from_user() {
-        crate::syscall::exit_to_user(frame);
+        crate::syscall::exit_to_user(frame, process::current());
     }
 }
 

@@ -7,7 +7,17 @@
 
 use super::cpu;
 use alloc::boxed::Box;
-use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering::Relaxed};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering::Relaxed};
+
+/// Every CPU's block, by CPU index, so one CPU can flag work for another.
+static ALL: [AtomicPtr<PerCpu>; 64] = [const { AtomicPtr::new(core::ptr::null_mut()) }; 64];
+
+/// CPU `cpu`'s block, if that CPU is up.
+pub fn of(cpu: usize) -> Option<&'static PerCpu> {
+    let p = ALL.get(cpu)?.load(Relaxed);
+    // SAFETY: entries are set once from leaked, never-freed PerCpu blocks.
+    (!p.is_null()).then(|| unsafe { &*p })
+}
 use x86_64::structures::tss::TaskStateSegment;
 
 #[repr(C)]
@@ -21,6 +31,8 @@ pub struct PerCpu {
     current: AtomicU64,
     cpu_id: AtomicU64,
     tss: AtomicPtr<TaskStateSegment>,
+    /// The running thread should give up the CPU at its next return to user space.
+    need_resched: AtomicBool,
 }
 
 pub const OFFSET_USER_RSP: usize = 8;
@@ -41,7 +53,9 @@ pub fn init(cpu_id: u32, tss: &'static mut TaskStateSegment) -> &'static PerCpu 
         current: AtomicU64::new(0),
         cpu_id: AtomicU64::new(cpu_id as u64),
         tss: AtomicPtr::new(tss),
+        need_resched: AtomicBool::new(false),
     }));
+    ALL[cpu_id as usize].store(&mut *pc as *mut PerCpu, Relaxed);
     let ptr: *mut PerCpu = pc;
     pc.self_ptr.store(ptr, Relaxed);
     // SAFETY: GS_BASE now points at a leaked (never freed) PerCpu; the user's GS base lives in
@@ -76,6 +90,14 @@ impl PerCpu {
         // SAFETY: the TSS is this CPU's, leaked at init; the CPU reads RSP0 only on a
         // privilege change, which cannot happen while we write it.
         unsafe { (*tss).privilege_stack_table[0] = x86_64::VirtAddr::new(top) };
+    }
+
+    pub fn need_resched(&self) -> bool {
+        self.need_resched.load(Relaxed)
+    }
+
+    pub fn set_need_resched(&self, v: bool) {
+        self.need_resched.store(v, Relaxed);
     }
 
     pub fn current_raw(&self) -> u64 {

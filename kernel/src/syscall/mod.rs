@@ -25,46 +25,68 @@ pub type SysResult = Result<u64, Errno>;
 pub static STRACE: AtomicBool = AtomicBool::new(false);
 
 /// Called from the SYSCALL entry; returns nonzero when the return to user space must restore
-/// the full context with iretq (see `needs_iret`).
+/// the full context with iretq (see `needs_iret`). Kept small: the common path is the
+/// dispatch, one store of the result and a handful of flag tests.
 #[no_mangle]
 pub extern "C" fn syscall_entry(frame: &mut TrapFrame) -> u64 {
     let nr = frame.rax as usize;
     // The entry pushed 0 as the "error code": keep the syscall number there, as Linux keeps
     // orig_ax, so an interrupted call can be restarted.
     frame.error_code = nr as u64;
-    let args = [
-        frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9,
-    ];
-    let tracing = STRACE.load(Relaxed);
-    let pre = tracing.then(|| strace::format_call(nr, &args));
-    if let Some(call) = &pre {
-        if nr == SYS_EXIT || nr == SYS_EXIT_GROUP {
-            crate::log::write_line(format_args!("@strace {call} = ?"));
-        }
-    }
-    let result = dispatch(nr, &args, frame);
-    if let Some(call) = pre {
-        strace::record(nr, &call, &args, result);
-    }
+    let result = if STRACE.load(Relaxed) {
+        traced_dispatch(nr, frame)
+    } else {
+        dispatch(nr, frame)
+    };
     let thread = crate::process::current();
     // execve and rt_sigreturn set the whole context, RAX included.
-    if !thread.full_restore.load(Relaxed) {
+    let full = thread.full_restore.load(Relaxed);
+    if !full {
         frame.rax = match result {
             Ok(v) => v,
             Err(e) => e.to_return(),
         };
     }
-    exit_to_user(frame);
-    if thread.full_restore.swap(false, Relaxed) {
+    exit_to_user(frame, thread);
+    if full || thread.full_restore.load(Relaxed) {
+        thread.full_restore.store(false, Relaxed);
         return 1;
     }
     needs_iret(frame) as u64
 }
 
+#[inline(never)]
+fn traced_dispatch(nr: usize, frame: &mut TrapFrame) -> SysResult {
+    let args = [
+        frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9,
+    ];
+    let call = strace::format_call(nr, &args);
+    if nr == SYS_EXIT || nr == SYS_EXIT_GROUP {
+        crate::log::write_line(format_args!("@strace {call} = ?"));
+    }
+    let result = dispatch(nr, frame);
+    strace::record(nr, &call, &args, result);
+    result
+}
+
 /// The work done before any return to user space: switch if our slice is over, then act on
-/// signals (which may end the thread, or divert it to a handler), then fix up an interrupted
-/// syscall's result.
-pub fn exit_to_user(frame: &mut TrapFrame) {
+/// signals (which may end the thread, or divert it to a handler), fix up an interrupted
+/// syscall's result, and refresh rseq. The common case is a few loads and no call.
+#[inline(always)]
+pub fn exit_to_user(frame: &mut TrapFrame, t: &crate::process::Thread) {
+    let restart =
+        frame.rax >= (-4095i64) as u64 && frame.vector == crate::arch::entry::SYSCALL_VECTOR;
+    if restart
+        || crate::sched::need_resched()
+        || crate::signal::work_pending(t)
+        || crate::rseq::work_pending(t)
+    {
+        exit_to_user_slow(frame);
+    }
+}
+
+#[inline(never)]
+fn exit_to_user_slow(frame: &mut TrapFrame) {
     crate::sched::preempt_point();
     crate::signal::on_return_to_user(frame);
     crate::rseq::on_return_to_user(frame);
@@ -102,7 +124,10 @@ fn needs_iret(frame: &TrapFrame) -> bool {
     frame.rip >= crate::mm::addrspace::USER_TOP || frame.rflags & (TF | RF) != 0
 }
 
-fn dispatch(nr: usize, a: &[u64; 6], frame: &mut TrapFrame) -> SysResult {
+fn dispatch(nr: usize, frame: &mut TrapFrame) -> SysResult {
+    let a = [
+        frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9,
+    ];
     match nr {
         SYS_READ => fs::read(a[0], a[1], a[2]),
         SYS_WRITE => fs::write(a[0], a[1], a[2]),

@@ -97,6 +97,9 @@ pub struct RunConfig {
     /// guest's working directory if it exists in the guest tree, and [`run_host`] runs there.
     /// `None`: the runner's own working directory.
     pub cwd: Option<PathBuf>,
+    /// Extra QEMU arguments, appended after the spec's command line (e.g. `-icount`,
+    /// `shift=0,sleep=off` for the benchmarks). Not checked: QEMU rejects what it does not know.
+    pub extra_qemu_args: Vec<String>,
 }
 
 impl Default for RunConfig {
@@ -117,6 +120,7 @@ impl Default for RunConfig {
             timeout: None,
             machine: Machine::Microvm,
             cwd: None,
+            extra_qemu_args: Vec::new(),
         }
     }
 }

@@ -179,7 +179,7 @@ fn run(
         })
         .collect::<Result<Vec<_>, RunError>>()?;
     let append = kernel_cmdline(cfg);
-    let qargs = qemu_args(&QemuSetup {
+    let mut qargs = qemu_args(&QemuSetup {
         machine: cfg.machine,
         accel,
         mem_mib: cfg.mem_mib,
@@ -189,6 +189,7 @@ fn run(
         append: &append,
         sockets: [&socket_paths[0], &socket_paths[1], &socket_paths[2]],
     });
+    qargs.extend(cfg.extra_qemu_args.iter().map(OsString::from));
     let started = Instant::now();
     let child = Command::new(qemu_binary())
         .args(&qargs)

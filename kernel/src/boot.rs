@@ -89,6 +89,24 @@ pub fn become_idle() {
     crate::sched::init_cpu(Thread::new_idle(kernel_process()));
 }
 
+/// Debug builds prove SMAP works: a kernel load from the new program's (mapped) stack
+/// outside the copy layer must fault. Without SMAP the CPU cannot catch it; we say so.
+fn smap_selftest(image: &crate::exec::Image) {
+    image.mm.activate();
+    let caught = crate::mm::uaccess::smap_selftest(image.sp);
+    crate::boot::restore_kernel_address_space();
+    match (crate::arch::cpu::smap_enabled(), caught) {
+        (true, true) => info!("self-test: SMAP caught a stray kernel access to user memory"),
+        (true, false) => panic!("self-test: SMAP is on but a stray kernel access to user memory went through"),
+        (false, _) => info!("self-test: this CPU has no SMAP; stray kernel accesses to user memory cannot be caught"),
+    }
+}
+
+/// Back to the kernel process's address space (after a self-test borrowed another).
+pub fn restore_kernel_address_space() {
+    kernel_process().mm().lock().activate();
+}
+
 /// Builds the file system, loads the requested program as process 1, and starts scheduling.
 pub fn start(initrd: &'static [u8]) -> ! {
     let req = match crate::fs::init(initrd) {
@@ -127,6 +145,9 @@ pub fn start(initrd: &'static [u8]) -> ! {
             finish(126);
         }
     };
+    if cfg!(debug_assertions) {
+        smap_selftest(&image);
+    }
     let pid = process::alloc_id();
     let init = Process::new(pid, 0, parts(image.mm, cwd, abs));
     if let Err(e) = crate::fs::open_stdio(&init) {

@@ -75,7 +75,7 @@ fn start_info(phys: u32) -> HvmStartInfo {
     let ptr = (PHYS_OFFSET + phys as u64) as *const HvmStartInfo;
     // SAFETY: QEMU's PVH loader passes the physical address of a valid hvm_start_info in EBX
     // and all of low memory is in the boot direct map.
-    let info = unsafe { ptr.read() };
+    let info = unsafe { ptr.read_unaligned() };
     if info.magic != HVM_START_MAGIC {
         panic!("bad PVH start info magic {:#x}", info.magic);
     }

@@ -151,7 +151,7 @@ pub struct HvmStartInfo {
 pub const HVM_START_MAGIC: u32 = 0x336e_c578;
 
 #[repr(C)]
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct HvmModlistEntry {
     pub paddr: u64,
     pub size: u64,
@@ -160,7 +160,7 @@ pub struct HvmModlistEntry {
 }
 
 #[repr(C)]
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct HvmMemmapEntry {
     pub addr: u64,
     pub size: u64,

@@ -89,6 +89,10 @@ pub fn fsgsbase_enabled() -> bool {
     FSGSBASE_ON.load(Ordering::Relaxed)
 }
 
+pub fn smap_enabled() -> bool {
+    SMAP_ON.load(Ordering::Relaxed)
+}
+
 pub fn cr4() -> u64 {
     let v: u64;
     // SAFETY: reading CR4 has no side effects.

@@ -53,8 +53,11 @@ pub struct BootMemory {
 /// Sets up frames and heap from the PVH memory map, maps RAM above 4 GiB, and drops the
 /// identity map of low memory so the lower half belongs to user space alone.
 pub fn init(info: &HvmStartInfo) -> BootMemory {
-    let memmap: &[HvmMemmapEntry] = boot_array(info.memmap_paddr, info.memmap_entries as usize);
-    let modules: &[HvmModlistEntry] = boot_array(info.modlist_paddr, info.nr_modules as usize);
+    let (memmap_buf, nmem) =
+        boot_array::<HvmMemmapEntry>(info.memmap_paddr, info.memmap_entries as usize);
+    let (modules_buf, nmod) =
+        boot_array::<HvmModlistEntry>(info.modlist_paddr, info.nr_modules as usize);
+    let (memmap, modules) = (&memmap_buf[..nmem], &modules_buf[..nmod]);
     let initrd = modules
         .first()
         .map(|m| phys_slice(m.paddr, m.size as usize))
@@ -133,13 +136,26 @@ fn heap_size_for(ram: u64) -> usize {
     ((ram / 4).clamp(8 << 20, 512 << 20) as usize) & !(PAGE_SIZE - 1)
 }
 
-fn boot_array<T: Copy>(phys: u64, n: usize) -> &'static [T] {
-    if phys == 0 || n == 0 {
-        return &[];
+/// Most entries read from a boot table (memory map, module list): this runs before the heap.
+const MAX_BOOT_ENTRIES: usize = 64;
+
+/// Copies up to MAX_BOOT_ENTRIES entries of a boot table, which QEMU does not necessarily
+/// align for T, with unaligned reads.
+fn boot_array<T: Copy + Default>(phys: u64, n: usize) -> ([T; MAX_BOOT_ENTRIES], usize) {
+    let mut out = [T::default(); MAX_BOOT_ENTRIES];
+    let n = if phys == 0 {
+        0
+    } else {
+        n.min(MAX_BOOT_ENTRIES)
+    };
+    let base = phys_to_virt(phys) as *const T;
+    for (i, slot) in out.iter_mut().enumerate().take(n) {
+        // SAFETY: QEMU's start info describes `n` entries at `phys`, in reserved low memory
+        // mapped by the boot page tables; T is a plain repr(C) struct valid for any bits, and
+        // read_unaligned has no alignment requirement.
+        *slot = unsafe { base.add(i).read_unaligned() };
     }
-    // SAFETY: QEMU's start info describes arrays of these entries in reserved low memory,
-    // mapped by the boot page tables; T is a plain repr(C) struct valid for any bits.
-    unsafe { core::slice::from_raw_parts(phys_to_virt(phys) as *const T, n) }
+    (out, n)
 }
 
 /// A RAM range minus reserved ranges, in a fixed array: this runs before the heap exists.

@@ -75,6 +75,44 @@ ktls_cmpxchg_user_fixup:
     smap = sym KTLS_UACCESS_SMAP,
 );
 
+// The SMAP self-test's probe: a plain load from user memory, deliberately without STAC, with
+// its own resume address (not in the exception table, so it is never mistaken for the copy
+// layer). Returns 0 if the load faulted, 1 if it completed.
+global_asm!(
+    r#"
+    .pushsection .text.uaccess, "ax"
+    .global ktls_smap_probe
+ktls_smap_probe:
+    mov al, byte ptr [rdi]
+    mov eax, 1
+    ret
+    .global ktls_smap_probe_resume
+ktls_smap_probe_resume:
+    xor eax, eax
+    ret
+    .popsection
+    "#
+);
+
+extern "C" {
+    fn ktls_smap_probe(addr: u64) -> u32;
+    fn ktls_smap_probe_resume();
+}
+
+/// If `rip` is the self-test probe's load, where to resume it (as a caught fault).
+pub fn selftest_fault(rip: u64) -> Option<u64> {
+    (rip == ktls_smap_probe as *const () as u64)
+        .then_some(ktls_smap_probe_resume as *const () as u64)
+}
+
+/// Debug-build self-test: a kernel load from a mapped user page outside the copy layer must
+/// fault when SMAP is on. Returns whether it faulted.
+pub fn smap_selftest(user_addr: u64) -> bool {
+    // SAFETY: the probe reads one byte at a user address; if SMAP stops it, the page-fault
+    // handler resumes at the probe's resume label (see `selftest_fault`) and nothing is read.
+    unsafe { ktls_smap_probe(user_addr) == 0 }
+}
+
 extern "C" {
     fn ktls_copy_user(dst: *mut u8, src: *const u8, len: usize) -> usize;
     fn ktls_cmpxchg_user_u32(addr: u64, expected: u32, new: u32, found: *mut u32) -> u32;

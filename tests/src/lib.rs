@@ -797,6 +797,56 @@ pub fn busybox() -> Option<PathBuf> {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// For the rseq, KTLS, threads and signals programs (tests/tests/{rseq,ktls,threads}.rs)
+
+/// [`c_case`] for a program that also includes `headers` (files in `tests/programs/` besides
+/// `ktls_test.h`): a binary older than one of them is removed first, so that it is rebuilt.
+pub fn c_case_including(program: &str, tc: Toolchain, headers: &[&str]) -> Option<Case> {
+    let out = out_dir().join(format!("{program}-{}", tc.name()));
+    if let Some(built) = mtime(&out) {
+        let newer = |h: &&str| mtime(&programs_dir().join(h)).is_none_or(|m| m > built);
+        if headers.iter().any(newer) {
+            let _ = std::fs::remove_file(&out);
+        }
+    }
+    c_case(program, tc)
+}
+
+/// [`run_all`] with the ktls half on `smp` CPUs (`--smp`); the native half runs on the host's.
+pub fn run_all_smp(cases: &[Case], smp: u32) {
+    let mut reports = Vec::new();
+    for case in cases {
+        let native = case.run_native();
+        if native_only() {
+            continue;
+        }
+        let mut cfg = case.config();
+        cfg.smp = smp;
+        cfg.timeout = Some(GUEST_TIMEOUT);
+        let report = match run_captured(&cfg, &case.program, &case.args) {
+            Err(e) => Some(format!("{} --smp {smp}: the runner failed: {e}", case.name)),
+            Ok(out) => {
+                let mut problems = case.judge(out.status, &out.stdout);
+                if let Err(e) = (case.compare)(&native.stdout, &out.stdout) {
+                    problems.push(format!("stdout differs from the native run: {e}"));
+                }
+                (!problems.is_empty())
+                    .then(|| format!("--smp {smp}: {}", case.report(&out, &problems, &native)))
+            }
+        };
+        reports.extend(report);
+    }
+    if !reports.is_empty() {
+        panic!(
+            "{} of {} case(s) failed on ktls with --smp {smp}:\n\n{}",
+            reports.len(),
+            cases.len(),
+            reports.join("\n")
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

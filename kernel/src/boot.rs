@@ -23,6 +23,7 @@ impl Options {
             match word {
                 "strace" => crate::syscall::STRACE.store(true, Relaxed),
                 "nofsgsbase" => o.fsgsbase = false,
+                "fsgs_switch=wrmsr" => crate::arch::cpu::set_switch_with_msrs(),
                 w if w.starts_with("ktls_level=") => {
                     match ktls_abi::ktls::parse_level_option(&w[11..]) {
                         Some(l) => crate::rseq::set_level(l),

@@ -76,6 +76,8 @@ pub struct Process {
     pub membarrier: AtomicU32,
     /// CPU time of threads that have exited (ns).
     pub dead_cpu_ns: AtomicU64,
+    /// The nice value (-20..=19), inherited by children.
+    pub nice: AtomicI32,
 }
 
 pub struct Thread {
@@ -209,6 +211,7 @@ impl Process {
             rseq: crate::rseq::ProcessRseq::new(),
             membarrier: AtomicU32::new(0),
             dead_cpu_ns: AtomicU64::new(0),
+            nice: AtomicI32::new(0),
         });
         if pid != 0 {
             PROCESSES.lock().insert(pid, p.clone());

@@ -26,6 +26,17 @@ pub struct Features {
 }
 
 static FSGSBASE_ON: AtomicBool = AtomicBool::new(false);
+/// Whether the kernel itself switches FS/GS bases with WRFSBASE/WRGSBASE (false with the
+/// `fsgs_switch=wrmsr` option, to compare against the MSR path on the same CPU).
+static SWITCH_WITH_INSNS: AtomicBool = AtomicBool::new(true);
+
+pub fn set_switch_with_msrs() {
+    SWITCH_WITH_INSNS.store(false, Ordering::Relaxed);
+}
+
+fn kernel_uses_fsgsbase() -> bool {
+    fsgsbase_enabled() && SWITCH_WITH_INSNS.load(Ordering::Relaxed)
+}
 static SMAP_ON: AtomicBool = AtomicBool::new(false);
 
 pub fn features() -> Features {
@@ -119,7 +130,7 @@ pub unsafe fn wrmsr(msr: u32, val: u64) {
 
 /// The user's FS base. The kernel never uses FS, so the live register is the user's value.
 pub fn user_fs_base() -> u64 {
-    if fsgsbase_enabled() {
+    if kernel_uses_fsgsbase() {
         let v: u64;
         // SAFETY: CR4.FSGSBASE is set.
         unsafe { asm!("rdfsbase {}", out(reg) v, options(nomem, nostack)) };
@@ -131,7 +142,7 @@ pub fn user_fs_base() -> u64 {
 
 /// Sets the user's FS base. `base` must be canonical (callers check against user space).
 pub fn set_user_fs_base(base: u64) {
-    if fsgsbase_enabled() {
+    if kernel_uses_fsgsbase() {
         // SAFETY: CR4.FSGSBASE is set; the kernel never dereferences FS.
         unsafe { asm!("wrfsbase {}", in(reg) base, options(nostack)) };
     } else {
@@ -141,15 +152,34 @@ pub fn set_user_fs_base(base: u64) {
 }
 
 /// The user's GS base while in the kernel: after swapgs it sits in KERNEL_GS_BASE.
+/// With FSGSBASE: swapgs, read or write the now-active base, swapgs back, with interrupts
+/// masked so nothing runs in between (an NMI copes: its entry never trusts GS).
 pub fn user_gs_base() -> u64 {
-    rdmsr(MSR_KERNEL_GS_BASE)
+    if kernel_uses_fsgsbase() {
+        without_interrupts(|| {
+            let v: u64;
+            // SAFETY: CR4.FSGSBASE is set; between the two swapgs GS holds the user's base,
+            // which this code does not dereference.
+            unsafe { asm!("swapgs", "rdgsbase {}", "swapgs", out(reg) v, options(nomem, nostack)) };
+            v
+        })
+    } else {
+        rdmsr(MSR_KERNEL_GS_BASE)
+    }
 }
 
 /// Sets the user's GS base (the inactive GS base while in the kernel).
 pub fn set_user_gs_base(base: u64) {
-    // SAFETY: KERNEL_GS_BASE only takes effect at the next swapgs (return to user); a
-    // canonical value cannot fault.
-    unsafe { wrmsr(MSR_KERNEL_GS_BASE, base) };
+    if kernel_uses_fsgsbase() {
+        without_interrupts(|| {
+            // SAFETY: as for user_gs_base; a canonical value cannot fault.
+            unsafe { asm!("swapgs", "wrgsbase {}", "swapgs", in(reg) base, options(nostack)) };
+        })
+    } else {
+        // SAFETY: KERNEL_GS_BASE only takes effect at the next swapgs (return to user); a
+        // canonical value cannot fault.
+        unsafe { wrmsr(MSR_KERNEL_GS_BASE, base) };
+    }
 }
 
 pub fn rdtsc() -> u64 {

@@ -232,6 +232,7 @@ fn do_clone(frame: &TrapFrame, req: CloneRequest) -> SysResult {
         child.pgid.store(parent.pgid.load(Relaxed), Relaxed);
         child.sid.store(parent.sid.load(Relaxed), Relaxed);
         child.exit_signal.store(req.exit_signal, Relaxed);
+        child.nice.store(parent.nice.load(Relaxed), Relaxed);
         match process::find_process(ppid) {
             Some(pp) => pp.children.lock().push(child.clone()),
             None => parent.children.lock().push(child.clone()),
@@ -785,4 +786,138 @@ pub fn setsid() -> SysResult {
     p.sid.store(p.pid, Relaxed);
     p.pgid.store(p.pid, Relaxed);
     Ok(p.pid as u64)
+}
+
+const SCHED_OTHER: u64 = 0;
+const SCHED_FIFO: u64 = 1;
+const SCHED_RR: u64 = 2;
+const SCHED_BATCH: u64 = 3;
+const SCHED_IDLE: u64 = 5;
+/// The time slice the scheduler gives (2 ticks of 10 ms).
+const SLICE_NS: u64 = 20_000_000;
+
+/// Policies this scheduler has: all non-real-time ones behave as SCHED_OTHER.
+fn check_policy(policy: u64, prio: i32) -> Result<(), Errno> {
+    match policy & !0x4000_0000 /* SCHED_RESET_ON_FORK */ {
+        SCHED_OTHER | SCHED_BATCH | SCHED_IDLE if prio == 0 => Ok(()),
+        SCHED_OTHER | SCHED_BATCH | SCHED_IDLE => Err(Errno::EINVAL),
+        SCHED_FIFO | SCHED_RR if !(1..=99).contains(&prio) => Err(Errno::EINVAL),
+        SCHED_FIFO | SCHED_RR => {
+            // Real-time scheduling is not implemented: say so rather than pretend.
+            crate::log_once!("real-time scheduling policies are not implemented: EPERM");
+            Err(Errno::EPERM)
+        }
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+pub fn sched_getscheduler(pid: u64) -> SysResult {
+    if (pid as i64) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    thread_for(pid)?;
+    Ok(SCHED_OTHER)
+}
+
+pub fn sched_setscheduler(pid: u64, policy: u64, param: u64) -> SysResult {
+    if (pid as i64) < 0 || param == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let prio = UserPtr::<i32>::new(param).read()?;
+    thread_for(pid)?;
+    check_policy(policy, prio)?;
+    Ok(0)
+}
+
+pub fn sched_getparam(pid: u64, param: u64) -> SysResult {
+    if (pid as i64) < 0 || param == 0 {
+        return Err(Errno::EINVAL);
+    }
+    thread_for(pid)?;
+    UserPtr::<i32>::new(param).write(&0)?;
+    Ok(0)
+}
+
+pub fn sched_setparam(pid: u64, param: u64) -> SysResult {
+    if (pid as i64) < 0 || param == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let prio = UserPtr::<i32>::new(param).read()?;
+    thread_for(pid)?;
+    check_policy(SCHED_OTHER, prio)?;
+    Ok(0)
+}
+
+pub fn sched_get_priority_max(policy: u64) -> SysResult {
+    match policy {
+        SCHED_FIFO | SCHED_RR => Ok(99),
+        SCHED_OTHER | SCHED_BATCH | SCHED_IDLE => Ok(0),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+pub fn sched_get_priority_min(policy: u64) -> SysResult {
+    match policy {
+        SCHED_FIFO | SCHED_RR => Ok(1),
+        SCHED_OTHER | SCHED_BATCH | SCHED_IDLE => Ok(0),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+pub fn sched_rr_get_interval(pid: u64, ts: u64) -> SysResult {
+    if (pid as i64) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    thread_for(pid)?;
+    UserPtr::<Timespec>::new(ts).write(&Timespec::from_nanos(SLICE_NS))?;
+    Ok(0)
+}
+
+const PRIO_PROCESS: u64 = 0;
+const PRIO_PGRP: u64 = 1;
+const PRIO_USER: u64 = 2;
+
+fn prio_targets(which: u64, who: u64) -> Result<Vec<Arc<Process>>, Errno> {
+    let me = current().process.clone();
+    let who = who as u32;
+    let v: Vec<Arc<Process>> = match which {
+        PRIO_PROCESS if who == 0 => alloc::vec![me],
+        PRIO_PROCESS => vec_of(process::find_process(who)),
+        PRIO_PGRP => by_pgid(if who == 0 { me.pgid.load(Relaxed) } else { who }),
+        PRIO_USER => {
+            let uid = if who == 0 { me.creds.lock().uid } else { who };
+            process::all_processes()
+                .into_iter()
+                .filter(|p| p.creds.lock().uid == uid)
+                .collect()
+        }
+        _ => return Err(Errno::EINVAL),
+    };
+    if v.is_empty() {
+        return Err(Errno::ESRCH);
+    }
+    Ok(v)
+}
+
+/// getpriority returns 20 - nice (the raw syscall never returns a negative value).
+pub fn getpriority(which: u64, who: u64) -> SysResult {
+    let best = prio_targets(which, who)?
+        .iter()
+        .map(|p| p.nice.load(Relaxed))
+        .min()
+        .unwrap_or(0);
+    Ok((20 - best) as u64)
+}
+
+/// Nice values are kept and reported; this scheduler does not weight threads by them.
+pub fn setpriority(which: u64, who: u64, prio: u64) -> SysResult {
+    let nice = (prio as i32).clamp(-20, 19);
+    let privileged = current().process.creds.lock().euid == 0;
+    for p in prio_targets(which, who)? {
+        if nice < p.nice.load(Relaxed) && !privileged {
+            return Err(Errno::EACCES);
+        }
+        p.nice.store(nice, Relaxed);
+    }
+    Ok(0)
 }

@@ -49,9 +49,10 @@ pub struct ThreadRseq {
     pub event: AtomicBool,
     /// The area's tid/pid/credentials must be rewritten (a fork child's copy, a vfork parent).
     identity_stale: AtomicBool,
-    /// The CPU and mm_cid last written to the area (u32::MAX: none yet).
+    /// The CPU last written to the area (u32::MAX: none yet).
     written_cpu: AtomicU32,
-    written_cid: AtomicU32,
+    /// The thread's mm_cid, held from its first use until the thread exits (u32::MAX: none).
+    cid: AtomicU32,
 }
 
 impl ThreadRseq {
@@ -61,7 +62,7 @@ impl ThreadRseq {
             event: AtomicBool::new(false),
             identity_stale: AtomicBool::new(false),
             written_cpu: AtomicU32::new(u32::MAX),
-            written_cid: AtomicU32::new(u32::MAX),
+            cid: AtomicU32::new(u32::MAX),
         }
     }
 
@@ -133,21 +134,22 @@ fn ids(t: &Thread) -> (u32, u32, u32) {
 }
 
 /// The thread's compact concurrency id: the lowest id free in its process when it first needs
-/// one; released when it exits. Ids stay below the number of threads that ever held one at
-/// the same time, which is at most min(threads, CPUs) for threads that do not block for long.
+/// one, held until the thread exits. So ids are unique among the process's threads and below
+/// the number of its live threads.
 fn mm_cid(t: &Thread) -> u32 {
-    let cur = t.rseq.written_cid.load(Relaxed);
+    let cur = t.rseq.cid.load(Relaxed);
     if cur != u32::MAX {
         return cur;
     }
     let mut cids = t.process.rseq.cids.lock();
     let id = (!*cids).trailing_zeros().min(63);
     *cids |= 1 << id;
+    t.rseq.cid.store(id, Relaxed);
     id
 }
 
 fn release_cid(t: &Thread) {
-    let cid = t.rseq.written_cid.swap(u32::MAX, Relaxed);
+    let cid = t.rseq.cid.swap(u32::MAX, Relaxed);
     if cid != u32::MAX && cid < 64 {
         *t.process.rseq.cids.lock() &= !(1u64 << cid);
     }
@@ -161,7 +163,6 @@ fn write_ids(area: u64, t: &Thread) -> Result<(), Errno> {
     put_u32(area + OFF_NODE_ID, node)?;
     put_u32(area + OFF_MM_CID, cid)?;
     t.rseq.written_cpu.store(cpu, Relaxed);
-    t.rseq.written_cid.store(cid, Relaxed);
     Ok(())
 }
 
@@ -195,7 +196,7 @@ pub fn sys_rseq(addr: u64, len: u64, flags: u64, sig: u64) -> Result<u64, Errno>
                 put_u32(addr + ktls::KTLS_BASE as u64, 0)?;
             }
             *t.rseq.reg.lock() = None;
-            release_cid(t);
+            t.rseq.written_cpu.store(u32::MAX, Relaxed);
             Ok(0)
         }
         RseqCall::Linux(abi::Action::Register { .. }) => {
@@ -203,6 +204,7 @@ pub fn sys_rseq(addr: u64, len: u64, flags: u64, sig: u64) -> Result<u64, Errno>
                 return Err(Errno::EFAULT);
             }
             write_ids(addr, t)?;
+            UserPtr::<u64>::new(addr + OFF_RSEQ_CS).write(&0)?;
             *t.rseq.reg.lock() = Some(ThreadReg {
                 reg: abi::Registration {
                     addr,
@@ -218,6 +220,7 @@ pub fn sys_rseq(addr: u64, len: u64, flags: u64, sig: u64) -> Result<u64, Errno>
                 return Err(Errno::EFAULT);
             }
             write_ids(addr, t)?;
+            UserPtr::<u64>::new(addr + OFF_RSEQ_CS).write(&0)?;
             write_ktls_fields(addr, ktls::filled_size(len32, advertised_size()), t.tid, p)?;
             if let Some(fixed) = fix {
                 *p.rseq.ktls.lock() = Some(fixed);
@@ -270,7 +273,7 @@ pub fn on_return_to_user(frame: &mut TrapFrame) {
 
 fn refresh_ids(t: &Thread, area: u64) -> Result<(), Errno> {
     let cpu = crate::arch::percpu::get().cpu_id();
-    if t.rseq.written_cpu.load(Relaxed) != cpu || t.rseq.written_cid.load(Relaxed) == u32::MAX {
+    if t.rseq.written_cpu.load(Relaxed) != cpu {
         write_ids(area, t)?;
     }
     Ok(())
@@ -386,7 +389,7 @@ pub fn after_vfork(parent: &Thread) {
 /// execve: no registration and no KTLS parameters survive.
 pub fn on_exec(t: &Thread) {
     *t.rseq.reg.lock() = None;
-    release_cid(t);
+    t.rseq.written_cpu.store(u32::MAX, Relaxed);
     *t.process.rseq.ktls.lock() = None;
 }
 

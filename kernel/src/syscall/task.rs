@@ -110,7 +110,9 @@ pub fn clone3(frame: &TrapFrame, args: u64, size: u64) -> SysResult {
     if flags & !known != 0 {
         return Err(Errno::EINVAL);
     }
-    if flags & CLONE_PIDFD != 0 || pidfd != 0 {
+    // Linux reads `pidfd` only with CLONE_PIDFD (glibc fills it in regardless).
+    let _ = pidfd;
+    if flags & CLONE_PIDFD != 0 {
         return super::unimplemented_op("clone3 with CLONE_PIDFD", flags);
     }
     if (stack == 0) != (stack_size == 0) {

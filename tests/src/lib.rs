@@ -813,35 +813,39 @@ pub fn c_case_including(program: &str, tc: Toolchain, headers: &[&str]) -> Optio
     c_case(program, tc)
 }
 
-/// [`run_all`] with the ktls half on `smp` CPUs (`--smp`); the native half runs on the host's.
-pub fn run_all_smp(cases: &[Case], smp: u32) {
+/// [`run_all`] with the ktls half on each CPU count of `smps` (`--smp N`) in turn; the native
+/// half runs once per case, on the host's CPUs. Fails at the end with every ktls report.
+pub fn run_all_smp(cases: &[Case], smps: &[u32]) {
     let mut reports = Vec::new();
+    let mut runs = 0;
     for case in cases {
         let native = case.run_native();
         if native_only() {
             continue;
         }
-        let mut cfg = case.config();
-        cfg.smp = smp;
-        cfg.timeout = Some(GUEST_TIMEOUT);
-        let report = match run_captured(&cfg, &case.program, &case.args) {
-            Err(e) => Some(format!("{} --smp {smp}: the runner failed: {e}", case.name)),
-            Ok(out) => {
-                let mut problems = case.judge(out.status, &out.stdout);
-                if let Err(e) = (case.compare)(&native.stdout, &out.stdout) {
-                    problems.push(format!("stdout differs from the native run: {e}"));
+        for &smp in smps {
+            runs += 1;
+            let mut cfg = case.config();
+            cfg.smp = smp;
+            cfg.timeout = Some(GUEST_TIMEOUT);
+            let report = match run_captured(&cfg, &case.program, &case.args) {
+                Err(e) => Some(format!("{} --smp {smp}: the runner failed: {e}", case.name)),
+                Ok(out) => {
+                    let mut problems = case.judge(out.status, &out.stdout);
+                    if let Err(e) = (case.compare)(&native.stdout, &out.stdout) {
+                        problems.push(format!("stdout differs from the native run: {e}"));
+                    }
+                    (!problems.is_empty())
+                        .then(|| format!("--smp {smp}: {}", case.report(&out, &problems, &native)))
                 }
-                (!problems.is_empty())
-                    .then(|| format!("--smp {smp}: {}", case.report(&out, &problems, &native)))
-            }
-        };
-        reports.extend(report);
+            };
+            reports.extend(report);
+        }
     }
     if !reports.is_empty() {
         panic!(
-            "{} of {} case(s) failed on ktls with --smp {smp}:\n\n{}",
+            "{} of {runs} ktls run(s) failed:\n\n{}",
             reports.len(),
-            cases.len(),
             reports.join("\n")
         );
     }

@@ -57,7 +57,7 @@ per_toolchain!(rseq_register, |tc| {
 // Aborts on preemption, signal delivery and migration: needs two CPUs.
 per_toolchain!(rseq_abort, |tc| {
     if let Some(c) = case("rseq_abort", tc) {
-        run_all_smp(&[c], 2);
+        run_all_smp(&[c], &[2]);
     }
 });
 
@@ -78,7 +78,6 @@ per_toolchain!(rseq_fork, |tc| {
 // A per-CPU counter kept with critical sections by 8 threads: exact on one CPU and on four.
 per_toolchain!(rseq_percpu, |tc| {
     if let Some(c) = case("rseq_percpu", tc) {
-        run_all_smp(std::slice::from_ref(&c), 1);
-        run_all_smp(&[c], 4);
+        run_all_smp(&[c], &[1, 4]);
     }
 });

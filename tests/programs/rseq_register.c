@@ -93,10 +93,9 @@ static void test_unregistered_errors(void)
               EINVAL, "feature-size area at half AT_RSEQ_ALIGN: EINVAL");
     /* A 64-byte area at a 32-byte boundary: valid iff AT_RSEQ_ALIGN is 32. */
     long r = sys_rseq(page + 32, 64, 0, RSEQ_SIG);
+    long u = r == 0 ? sys_rseq(page + 32, 64, RSEQ_FLAG_UNREGISTER, RSEQ_SIG) : 0;
     CHECK_RET(r, align == 32 ? 0 : -EINVAL, "64 bytes at a 32-byte boundary: as AT_RSEQ_ALIGN says");
-    if (r == 0)
-        CHECK_RET(sys_rseq(page + 32, 64, RSEQ_FLAG_UNREGISTER, RSEQ_SIG), 0,
-                  "unregister the 64 bytes at a 32-byte boundary");
+    CHECK_RET(u, 0, "and if that registered, it unregisters");
 
     /* 5. addresses user space cannot write: EFAULT */
     CHECK_ERR(sys_rseq((void *)KERNEL_ADDR, 32, 0, RSEQ_SIG), EFAULT, "kernel address: EFAULT");
@@ -153,6 +152,7 @@ static void test_register_fields(void)
     check(cs == 0, "registration clears rseq_cs", "rseq_cs %#lx", (unsigned long)cs);
     long cpu = sys_getcpu();
     CHECK(cpu == 0, "pinned to CPU 0");
+    CHECK(sched_getcpu() == cpu, "libc's sched_getcpu agrees with getcpu(2)");
     CHECK(a->cpu_id == (uint32_t)cpu, "cpu_id is the current CPU");
     CHECK(a->cpu_id_start == (uint32_t)cpu, "cpu_id_start is the current CPU");
     CHECK(a->node_id == 0, "node_id 0 (a single node)");

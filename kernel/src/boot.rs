@@ -167,6 +167,15 @@ pub fn start(initrd: &'static [u8]) -> ! {
         &TrapFrame::new_user(image.entry, image.sp),
     );
     thread.saved_rsp.store(sp, Relaxed);
+    *thread.comm.lock() = req
+        .exe
+        .rsplit(|&b| b == b'/')
+        .next()
+        .unwrap_or(&[])
+        .iter()
+        .take(15)
+        .copied()
+        .collect();
     info!("ktls: starting {name} (pid {pid}) at {:#x}", image.entry);
     crate::sched::enqueue(thread);
     crate::sched::idle_loop()

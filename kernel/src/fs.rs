@@ -234,8 +234,13 @@ pub fn init(initrd: &'static [u8]) -> Result<ktls_vfs::BootRequest, alloc::strin
         .take_boot_request()
         .map_err(|e| format!("boot request: {e}"))?
         .ok_or_else(|| alloc::string::String::from("no /.ktls boot request in the initramfs"))?;
-    vfs.mount(b"/tmp", FsKind::Tmpfs, 0o1777)
+    // The initramfs may carry files under /tmp (a program the runner packed from the host's
+    // /tmp): the tmpfs mounted there starts with copies of them (copied on first write).
+    let old_tmp = snapshot_dir(vfs, b"/tmp");
+    let tmp = vfs
+        .mount(b"/tmp", FsKind::Tmpfs, 0o1777)
         .map_err(|e| format!("/tmp: {e}"))?;
+    restore_dir(vfs, &tmp, &old_tmp).map_err(|e| format!("/tmp: {e}"))?;
     let dev = vfs.install_dev().map_err(|e| format!("/dev: {e}"))?;
     for (name, rdev, stderr) in [
         (&b"console"[..], DEV_CONSOLE, false),
@@ -275,6 +280,80 @@ fn meminfo() -> Vec<u8> {
         heap_used,
     )
     .into_bytes()
+}
+
+/// A directory tree read from the initramfs before something is mounted over it.
+enum Entry {
+    Dir(Vec<u8>, u32, Vec<Entry>),
+    File(Vec<u8>, u32, &'static [u8]),
+    Symlink(Vec<u8>, Vec<u8>),
+}
+
+fn snapshot_dir(vfs: &Vfs, path: &[u8]) -> Vec<Entry> {
+    let ctx = ktls_vfs::KernelContext;
+    let flags = ktls_abi::fs::O_RDONLY | ktls_abi::fs::O_DIRECTORY;
+    let Ok(dir) = vfs.open(&ctx, vfs.root(), path, flags, 0) else {
+        return Vec::new();
+    };
+    let mut names = Vec::new();
+    let mut buf = alloc::vec![0u8; 4096];
+    while let Ok(n) = dir.getdents64(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        let mut off = 0;
+        while off < n {
+            let reclen = u16::from_le_bytes([buf[off + 16], buf[off + 17]]) as usize;
+            let name_bytes = &buf[off + ktls_abi::fs::DIRENT64_NAME_OFFSET..off + reclen];
+            let name = &name_bytes[..name_bytes
+                .iter()
+                .position(|&b| b == 0)
+                .unwrap_or(name_bytes.len())];
+            if name != b"." && name != b".." {
+                names.push(name.to_vec());
+            }
+            off += reclen;
+        }
+    }
+    let mut out = Vec::new();
+    for name in names {
+        let mut child = path.to_vec();
+        child.push(b'/');
+        child.extend_from_slice(&name);
+        let Ok(node) = vfs.lookup(&ctx, vfs.root(), &child, false) else {
+            continue;
+        };
+        let perm = node.mode() & 0o7777;
+        if node.is_dir() {
+            out.push(Entry::Dir(name, perm, snapshot_dir(vfs, &child)));
+        } else if node.is_symlink() {
+            if let Ok(target) = node.readlink(&ctx) {
+                out.push(Entry::Symlink(name, target));
+            }
+        } else if let Some(data) = node.static_data() {
+            out.push(Entry::File(name, perm, data));
+        }
+    }
+    out
+}
+
+fn restore_dir(vfs: &Vfs, dir: &ktls_vfs::NodeRef, entries: &[Entry]) -> Result<(), Errno> {
+    use ktls_vfs::NewNode;
+    for e in entries {
+        match e {
+            Entry::Dir(name, perm, children) => {
+                let d = vfs.create_node(dir, name, NewNode::Dir, *perm, 0, 0)?;
+                restore_dir(vfs, &d, children)?;
+            }
+            Entry::File(name, perm, data) => {
+                vfs.create_node(dir, name, NewNode::StaticFile(data), *perm, 0, 0)?;
+            }
+            Entry::Symlink(name, target) => {
+                vfs.create_node(dir, name, NewNode::Symlink(target), 0o777, 0, 0)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Opens the initial process's stdin, stdout (the console) and stderr (the stderr port).

@@ -78,6 +78,12 @@ pub struct Process {
     pub dead_cpu_ns: AtomicU64,
     /// The nice value (-20..=19), inherited by children.
     pub nice: AtomicI32,
+    /// CPU time of reaped children (ns), for RUSAGE_CHILDREN and times().
+    pub children_cpu_ns: AtomicU64,
+    /// prctl state: PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS.
+    pub pdeathsig: AtomicU32,
+    pub dumpable: AtomicU32,
+    pub no_new_privs: AtomicBool,
 }
 
 pub struct Thread {
@@ -115,6 +121,8 @@ pub struct Thread {
     pub restore_sigmask_pending: AtomicBool,
     /// rseq / KTLS registration.
     pub rseq: crate::rseq::ThreadRseq,
+    /// The thread's name (PR_SET_NAME; the executable's base name at start).
+    pub comm: Mutex<Vec<u8>>,
     /// CPU time used up to the last switch-out, and when the thread last got its CPU (ns).
     pub cpu_ns: AtomicU64,
     pub running_since: AtomicU64,
@@ -212,6 +220,10 @@ impl Process {
             membarrier: AtomicU32::new(0),
             dead_cpu_ns: AtomicU64::new(0),
             nice: AtomicI32::new(0),
+            children_cpu_ns: AtomicU64::new(0),
+            pdeathsig: AtomicU32::new(0),
+            dumpable: AtomicU32::new(1),
+            no_new_privs: AtomicBool::new(false),
         });
         if pid != 0 {
             PROCESSES.lock().insert(pid, p.clone());
@@ -282,6 +294,7 @@ impl Thread {
             restore_sigmask: Mutex::new(None),
             restore_sigmask_pending: AtomicBool::new(false),
             rseq: crate::rseq::ThreadRseq::new(),
+            comm: Mutex::new(Vec::new()),
             cpu_ns: AtomicU64::new(0),
             running_since: AtomicU64::new(crate::time::monotonic_ns()),
         }
@@ -506,6 +519,8 @@ pub fn release_vfork_parent(p: &Process) {
 
 /// Removes a reaped zombie from the tables.
 pub fn reap(parent: &Process, child: &Arc<Process>) {
+    let cpu = child.cpu_time_ns() + child.children_cpu_ns.load(Relaxed);
+    parent.children_cpu_ns.fetch_add(cpu, Relaxed);
     parent.children.lock().retain(|c| !Arc::ptr_eq(c, child));
     PROCESSES.lock().remove(&child.pid);
 }

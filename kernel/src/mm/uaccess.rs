@@ -271,11 +271,21 @@ impl<T: FromBytes + IntoBytes + Immutable> UserPtr<T> {
 /// Reads a NUL-terminated string of at most `max` bytes (terminator included) from user
 /// memory: EFAULT for a bad pointer, ENAMETOOLONG when no NUL comes within `max`.
 pub fn read_cstr(addr: u64, max: usize) -> Result<alloc::vec::Vec<u8>, Errno> {
+    read_cstr_upto(addr, max.clamp(1, ktls_abi::fs::PATH_MAX * 64), false)
+}
+
+/// Reads a C string of at most `max - 1` bytes: without NUL within `max` bytes, the first
+/// `max - 1` bytes (strncpy_from_user with a size, as prctl(PR_SET_NAME) reads).
+pub fn read_cstr_truncated(addr: u64, max: usize) -> Result<alloc::vec::Vec<u8>, Errno> {
+    read_cstr_upto(addr, max.max(1), true)
+}
+
+fn read_cstr_upto(addr: u64, max: usize, truncate: bool) -> Result<alloc::vec::Vec<u8>, Errno> {
     let mut out = alloc::vec::Vec::new();
     let mut a = addr;
     loop {
         // Copy up to the end of the current page, so we never touch a page past the NUL.
-        let chunk = (4096 - (a % 4096) as usize).min(max + 1 - out.len());
+        let chunk = (4096 - (a % 4096) as usize).min(max - out.len());
         let start = out.len();
         out.resize(start + chunk, 0);
         copy_from_user(&mut out[start..], a)?;
@@ -283,7 +293,11 @@ pub fn read_cstr(addr: u64, max: usize) -> Result<alloc::vec::Vec<u8>, Errno> {
             out.truncate(start + p);
             return Ok(out);
         }
-        if out.len() > max - 1 {
+        if out.len() >= max {
+            if truncate {
+                out.truncate(max - 1);
+                return Ok(out);
+            }
             return Err(Errno::ENAMETOOLONG);
         }
         a += chunk as u64;

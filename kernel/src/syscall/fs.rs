@@ -616,8 +616,25 @@ fn poll_once(fds: &mut [PollFd]) -> usize {
     ready
 }
 
-/// poll/ppoll: checks, then waits in 10 ms steps (or on the one file's wait key) until
-/// something is ready, the deadline passes or a signal arrives.
+/// Waits until some of `fds` is ready, the deadline passes or a signal arrives; returns the
+/// number of ready entries (their revents set). Steps of 10 ms: files give no common wait key.
+fn poll_wait(fds: &mut [PollFd], deadline: Option<u64>) -> Result<usize, Errno> {
+    let t = current();
+    loop {
+        let ready = poll_once(fds);
+        let now = crate::time::monotonic_ns();
+        if ready > 0 || deadline.is_some_and(|d| now >= d) {
+            return Ok(ready);
+        }
+        if crate::signal::pending(t) {
+            return Err(Errno::ERESTARTNOHAND);
+        }
+        let step = now + 10_000_000;
+        crate::sched::sleep_until(deadline.map_or(step, |d| d.min(step)));
+    }
+}
+
+/// poll/ppoll: copies the pollfds in, waits, copies the results out.
 fn do_poll(fds_ptr: u64, nfds: u64, deadline: Option<u64>) -> SysResult {
     let limit = current().process.files().lock().limit() as u64;
     if nfds > limit {
@@ -627,22 +644,133 @@ fn do_poll(fds_ptr: u64, nfds: u64, deadline: Option<u64>) -> SysResult {
     for (i, pfd) in fds.iter_mut().enumerate() {
         *pfd = UserPtr::<PollFd>::new(fds_ptr).add(i).read()?;
     }
-    let t = current();
-    loop {
-        let ready = poll_once(&mut fds);
-        let now = crate::time::monotonic_ns();
-        if ready > 0 || deadline.is_some_and(|d| now >= d) {
-            for (i, pfd) in fds.iter().enumerate() {
-                UserPtr::<PollFd>::new(fds_ptr).add(i).write(pfd)?;
-            }
-            return Ok(ready as u64);
-        }
-        if crate::signal::pending(t) {
-            return Err(Errno::ERESTARTNOHAND);
-        }
-        let step = now + 10_000_000;
-        crate::sched::sleep_until(deadline.map_or(step, |d| d.min(step)));
+    let ready = poll_wait(&mut fds, deadline)?;
+    for (i, pfd) in fds.iter().enumerate() {
+        UserPtr::<PollFd>::new(fds_ptr).add(i).write(pfd)?;
     }
+    Ok(ready as u64)
+}
+
+/// select/pselect6: fd_sets turned into pollfds (read: POLLIN, write: POLLOUT, except:
+/// POLLPRI), and the answer written back as fd_sets; EBADF for a closed fd in any set.
+fn do_select(nfds: u64, r: u64, w: u64, e: u64, deadline: Option<u64>) -> SysResult {
+    let limit = current().process.files().lock().limit() as u64;
+    let nfds = nfds.min(limit) as usize;
+    let words = nfds.div_ceil(64);
+    let read_set = |p: u64| -> Result<Vec<u64>, Errno> {
+        let mut v = alloc::vec![0u64; words];
+        if p != 0 {
+            for (i, w) in v.iter_mut().enumerate() {
+                *w = UserPtr::<u64>::new(p).add(i).read()?;
+            }
+        }
+        Ok(v)
+    };
+    let (rs, ws, es) = (read_set(r)?, read_set(w)?, read_set(e)?);
+    let bit = |set: &[u64], fd: usize| set[fd / 64] & (1 << (fd % 64)) != 0;
+    let mut fds = Vec::new();
+    for fd in 0..nfds {
+        let mut events = 0;
+        if bit(&rs, fd) {
+            events |= PollEvents::READABLE.bits();
+        }
+        if bit(&ws, fd) {
+            events |= PollEvents::WRITABLE.bits();
+        }
+        if bit(&es, fd) {
+            events |= PollEvents::PRI.bits();
+        }
+        if events != 0 {
+            file(fd as u64)?;
+            fds.push(PollFd {
+                fd: fd as i32,
+                events,
+                revents: 0,
+            });
+        }
+    }
+    poll_wait(&mut fds, deadline)?;
+    let (mut ro, mut wo, mut eo) = (
+        alloc::vec![0u64; words],
+        alloc::vec![0u64; words],
+        alloc::vec![0u64; words],
+    );
+    let mut count = 0;
+    let err = PollEvents::ERR.bits() | PollEvents::HUP.bits();
+    for pfd in &fds {
+        let fd = pfd.fd as usize;
+        let rev = pfd.revents;
+        for (set, out, mask) in [
+            (&rs, &mut ro, PollEvents::READABLE.bits() | err),
+            (
+                &ws,
+                &mut wo,
+                PollEvents::WRITABLE.bits() | PollEvents::ERR.bits(),
+            ),
+            (&es, &mut eo, PollEvents::PRI.bits()),
+        ] {
+            if bit(set, fd) && rev & mask != 0 {
+                out[fd / 64] |= 1 << (fd % 64);
+                count += 1;
+            }
+        }
+    }
+    for (p, out) in [(r, &ro), (w, &wo), (e, &eo)] {
+        if p != 0 {
+            for (i, v) in out.iter().enumerate() {
+                UserPtr::<u64>::new(p).add(i).write(v)?;
+            }
+        }
+    }
+    Ok(count)
+}
+
+pub fn select(nfds: u64, r: u64, w: u64, e: u64, tv: u64, _unused: Option<()>) -> SysResult {
+    if (nfds as i64) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let deadline = if tv != 0 {
+        let t = UserPtr::<ktls_abi::time::Timeval>::new(tv).read()?;
+        if t.tv_sec < 0 || !(0..1_000_000).contains(&t.tv_usec) {
+            return Err(Errno::EINVAL);
+        }
+        Some(
+            crate::time::monotonic_ns() + t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1000,
+        )
+    } else {
+        None
+    };
+    do_select(nfds, r, w, e, deadline)
+}
+
+pub fn pselect6(nfds: u64, r: u64, w: u64, e: u64, ts: u64, sig: u64) -> SysResult {
+    if (nfds as i64) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let deadline = if ts != 0 {
+        let t = UserPtr::<Timespec>::new(ts).read()?;
+        if !t.is_valid() {
+            return Err(Errno::EINVAL);
+        }
+        Some(crate::time::monotonic_ns().saturating_add(t.to_nanos()))
+    } else {
+        None
+    };
+    if sig != 0 {
+        // struct { const sigset_t *ss; size_t ss_len; }
+        let ss = UserPtr::<u64>::new(sig).read()?;
+        let len = UserPtr::<u64>::new(sig + 8).read()?;
+        if ss != 0 {
+            if len as usize != SIGSET_SIZE {
+                return Err(Errno::EINVAL);
+            }
+            let mask = UserPtr::<SigSet>::new(ss).read()? & !UNBLOCKABLE;
+            let t = current();
+            let old = t.sigmask.swap(mask, Relaxed);
+            crate::signal::set_restore_mask(t, old);
+        }
+    }
+    do_select(nfds, r, w, e, deadline)
 }
 
 pub fn poll(fds: u64, nfds: u64, timeout_ms: i64) -> SysResult {

@@ -7,6 +7,7 @@
 
 mod creds;
 mod fs;
+mod info;
 mod membarrier;
 mod mm;
 mod process;
@@ -170,6 +171,12 @@ fn dispatch(nr: usize, frame: &mut TrapFrame) -> SysResult {
         SYS_GETPGRP => task::getpgid(0),
         SYS_SETPGID => task::setpgid(a[0], a[1]),
         SYS_GETSID => task::getsid(a[0]),
+        SYS_SYSINFO => info::sysinfo(a[0]),
+        SYS_GETRUSAGE => info::getrusage(a[0], a[1]),
+        SYS_TIMES => info::times(a[0]),
+        SYS_PRCTL => info::prctl(a[0], a[1], a[2], a[3], a[4]),
+        SYS_SELECT => fs::select(a[0], a[1], a[2], a[3], a[4], None),
+        SYS_PSELECT6 => fs::pselect6(a[0], a[1], a[2], a[3], a[4], a[5]),
         SYS_SCHED_GETSCHEDULER => task::sched_getscheduler(a[0]),
         SYS_SCHED_SETSCHEDULER => task::sched_setscheduler(a[0], a[1], a[2]),
         SYS_SCHED_GETPARAM => task::sched_getparam(a[0], a[1]),

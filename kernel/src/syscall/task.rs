@@ -258,6 +258,7 @@ fn do_clone(frame: &TrapFrame, req: CloneRequest) -> SysResult {
     thread
         .sigmask
         .store(parent_thread.sigmask.load(Relaxed), Relaxed);
+    *thread.comm.lock() = parent_thread.comm.lock().clone();
     thread
         .affinity
         .store(parent_thread.affinity.load(Relaxed), Relaxed);
@@ -386,6 +387,14 @@ pub fn execve(frame: &mut TrapFrame, path: u64, argv: u64, envp: u64) -> SysResu
     let old_mm = core::mem::replace(&mut *p.mm.lock(), new_mm);
     drop(old_mm);
     process::release_vfork_parent(&p);
+    *t.comm.lock() = path
+        .rsplit(|&b| b == b'/')
+        .next()
+        .unwrap_or(&path)
+        .iter()
+        .take(15)
+        .copied()
+        .collect();
     *p.exe.lock() = abs;
     p.files().lock().close_on_exec();
     {

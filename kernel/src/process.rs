@@ -483,6 +483,13 @@ fn exit_process(p: &Arc<Process>, wstatus: u32) {
     }
     // Orphans go to init.
     let orphans: Vec<Arc<Process>> = core::mem::take(&mut *p.children.lock());
+    // Children that asked for it (PR_SET_PDEATHSIG) learn that their parent died.
+    for c in orphans.iter().filter(|c| c.zombie.lock().is_none()) {
+        let sig = c.pdeathsig.load(Relaxed);
+        if sig != 0 {
+            crate::signal::send_to_process(c, sig, None);
+        }
+    }
     if !orphans.is_empty() {
         if let Some(init) = find_process(1) {
             for c in orphans {

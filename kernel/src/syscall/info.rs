@@ -115,8 +115,7 @@ pub fn prctl(option: u64, arg2: u64, arg3: u64, arg4: u64, arg5: u64) -> SysResu
             if arg2 > ktls_abi::signal::NSIG as u64 {
                 return Err(Errno::EINVAL);
             }
-            // Recorded; the signal is sent when the parent exits (not implemented yet: logged).
-            crate::log_once!("prctl(PR_SET_PDEATHSIG) is recorded but the signal is not sent");
+            // Sent to this process when its parent exits (process::exit_process).
             p.pdeathsig.store(arg2 as u32, Relaxed);
             Ok(0)
         }

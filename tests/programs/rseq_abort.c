@@ -94,10 +94,12 @@ static void test_signal(void)
     pthread_t th;
     stop = 0;
     sent = 0;
+    armed = 0;
+    in_cs = 0;
     pthread_create(&th, NULL, signaller, NULL);
     int good = 0, bad = 0;
     uint64_t start = rseq_spin_cs.start_ip, end = start + rseq_spin_cs.post_commit_offset;
-    for (int k = 1; k <= 10 && !good && !bad; k++) {
+    for (int k = 1; k <= 100 && !good && !bad; k++) {
         in_cs = 0;
         handled = 0;
         handler_rip = 0;
@@ -105,9 +107,13 @@ static void test_signal(void)
         int r = rseq_spin(&rs, &rseq_spin_cs, &in_cs, deadline_ms(3000));
         while (sent != k)
             ;
-        while (!handled)
+        uint64_t give_up = deadline_ms(3000);
+        while (!handled && rdtsc() < give_up)
             ;
-        if (r == 1 && handler_rip == rseq_spin_cs.abort_ip) {
+        if (!handled) {
+            printf("FAIL signal round %d: the handler never ran\n", k);
+            bad = 1;
+        } else if (r == 1 && handler_rip == rseq_spin_cs.abort_ip) {
             good = 1;
         } else if (r == 0 || (handler_rip >= start && handler_rip < end)) {
             printf("FAIL signal round %d: aborted %d, handler saw rip at section%+ld "
@@ -146,6 +152,8 @@ static void test_migration(void)
     pthread_t th;
     stop = 0;
     sent = 0;
+    armed = 0; /* not the signal test's last round */
+    in_cs = 0;
     pthread_create(&th, NULL, migrator, NULL);
     int ok_abort = 1, ok_ids = 1, ok_back = 1;
     for (int k = 1; k <= 3; k++) {
@@ -161,8 +169,7 @@ static void test_migration(void)
         ok_abort &= r == 1;
         ok_ids &= cpu == 1 && id == 1 && id_start == 1;
         if (r != 1 || cpu != 1 || id != 1 || id_start != 1)
-            printf("FAIL migration round %d: aborted %d, getcpu %ld, cpu_id %u, "
-                   "cpu_id_start %u\n",
+            printf("  migration round %d: aborted %d, getcpu %ld, cpu_id %u, cpu_id_start %u\n",
                    k, r, cpu, id, id_start);
     }
     stop = 1;

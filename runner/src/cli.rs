@@ -429,7 +429,10 @@ pub fn report(o: &Outcome) {
                 let _ = writeln!(err, "  {l}");
             }
         }
-        let _ = writeln!(err, "ktls: panic report:");
+        let _ = writeln!(
+            err,
+            "ktls: panic report (kernel addresses symbolized by the runner from the kernel ELF):"
+        );
         for l in p.lines() {
             let _ = writeln!(err, "  {l}");
         }

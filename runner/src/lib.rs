@@ -33,6 +33,9 @@
 //!    without `@ktls exit`), or 124 (timeout). Failures of the runner itself (build, packing,
 //!    starting QEMU) are a [`RunError`] (status 126).
 //!
+//! A kernel panic report ([`Outcome::panic_report`]) comes with its kernel code addresses
+//! symbolized (`function+offset` and source lines, see [`symbolize`]).
+//!
 //! Every function here is safe to call from many threads at once: each run has its own
 //! temporary directory and sockets, and the kernel build happens once behind a lock.
 //!
@@ -49,6 +52,7 @@ pub mod host;
 pub mod initramfs;
 pub mod qemu;
 pub mod status;
+pub mod symbolize;
 mod util;
 
 pub use accel::{Accel, AccelChoice, AccelDecision, HostFacts};
@@ -231,7 +235,9 @@ pub struct Outcome {
     /// The kernel log: every non-control line of COM3 (and unknown `@` lines), each followed by
     /// a newline.
     pub kernel_log: String,
-    /// The lines between `@ktls panic` and `@ktls end`, if the kernel panicked.
+    /// The lines between `@ktls panic` and `@ktls end`, if the kernel panicked, with kernel
+    /// code addresses annotated by [`symbolize::annotate`] (`#N 0x... function+0xoff at
+    /// file:line`; lines are only added to, never changed).
     pub panic_report: Option<String>,
     /// The run was killed because of [`RunConfig::timeout`].
     pub timed_out: bool,

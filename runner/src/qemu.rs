@@ -343,7 +343,12 @@ fn run(
         if !log.panic_ended {
             r.push_str("\n(the report ends here: no `@ktls end` line came)");
         }
-        r
+        // Kernel code addresses get `function+offset` and source lines (see symbolize.rs);
+        // if the ELF cannot be read, the report stays as the kernel wrote it.
+        match crate::symbolize::symbolize_report(&kernel, &r) {
+            Ok(annotated) => annotated,
+            Err(_) => r,
+        }
     });
     Ok(Outcome {
         status,

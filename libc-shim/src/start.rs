@@ -105,6 +105,10 @@ pub unsafe extern "C" fn __ktls_start(sp: *const usize) -> ! {
         _ => [0x5a; 16],
     };
     let mut runtime = rt::runtime(kernel, image, page, random);
+    // SAFETY: envp is the NULL-terminated array of C strings above argv.
+    if unsafe { env_is(envp, b"KTLS_SHIM_NO_CLONE_RSEQ_KTLS=1") } {
+        crate::thread::disable_clone_rseq_ktls();
+    }
 
     // The main thread's block, in a mapping of its own (aligned within it).
     let len = runtime.block.size + runtime.block.tp_align;
@@ -149,6 +153,24 @@ pub unsafe extern "C" fn __ktls_start(sp: *const usize) -> ! {
     // SAFETY: the program's main, with the process's arguments.
     let status = unsafe { main(argc, argv, envp) };
     exit(status)
+}
+
+/// Whether the environment has exactly the entry `entry` (`NAME=value`).
+///
+/// # Safety
+/// `envp` is a NULL-terminated array of C strings.
+unsafe fn env_is(envp: *mut *mut c_char, entry: &[u8]) -> bool {
+    let mut p = envp;
+    // SAFETY: per the caller.
+    unsafe {
+        while !(*p).is_null() {
+            if crate::printf::cstr((*p).cast()) == entry {
+                return true;
+            }
+            p = p.add(1);
+        }
+    }
+    false
 }
 
 /// # Safety

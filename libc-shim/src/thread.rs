@@ -46,6 +46,13 @@ pub struct Thread {
 
 /// Whether clone3 takes CLONE_RSEQ_KTLS; cleared at the first EINVAL or ENOSYS.
 static CLONE_RSEQ_KTLS_OK: AtomicBool = AtomicBool::new(true);
+/// Makes every thread register its own area with rseq(2) instead of asking clone3 for
+/// CLONE_RSEQ_KTLS: what happens on a KTLS kernel without the flag. Startup calls it when the
+/// environment has `KTLS_SHIM_NO_CLONE_RSEQ_KTLS=1` (to exercise that path on ktls).
+pub fn disable_clone_rseq_ktls() {
+    CLONE_RSEQ_KTLS_OK.store(false, Ordering::Relaxed);
+}
+
 /// Whether clone3 exists; cleared at the first ENOSYS (then clone(2) is used).
 static CLONE3_OK: AtomicBool = AtomicBool::new(true);
 

@@ -242,9 +242,12 @@ static void *worker(void *arg)
 	return j;
 }
 
-int main(int argc, char **argv)
+int main(int argc, char **argv, char **envp)
 {
 	(void)argv;
+	int no_clone_flag = 0;
+	for (char **e = envp; *e; e++)
+		no_clone_flag |= strcmp(*e, "KTLS_SHIM_NO_CLONE_RSEQ_KTLS=1") == 0;
 	CHECK(argc >= 1, "argc");
 	CHECK(constructed, "constructors ran before main");
 	unsigned long fsz = getauxval(AT_KTLS_FEATURE_SIZE);
@@ -258,7 +261,9 @@ int main(int argc, char **argv)
 	CHECK(__ktls_flags == 0 && __rseq_flags == 0 && __rseq_offset == __ktls_offset,
 	      "__ktls_flags, __rseq_flags, __rseq_offset");
 	int expect_main = fsz ? KTLS_REG_KTLS_RSEQ : (__rseq_size ? KTLS_REG_RSEQ : KTLS_REG_NONE);
-	int expect_thread = fsz ? KTLS_REG_KTLS_CLONE3 : expect_main;
+	/* With KTLS, threads get their area from clone3(CLONE_RSEQ_KTLS), or register it
+	 * themselves when the flag is not used (KTLS_SHIM_NO_CLONE_RSEQ_KTLS=1). */
+	int expect_thread = fsz && !no_clone_flag ? KTLS_REG_KTLS_CLONE3 : expect_main;
 
 	check_format();
 	check_strings();

@@ -96,16 +96,19 @@ fn run_native(prog: &Path) -> (i32, String) {
     (status, text + &String::from_utf8_lossy(&out.stderr))
 }
 
-fn run_ktls(prog: &Path, kernel_level: u32) -> Option<(i32, String)> {
+fn run_ktls(prog: &Path, kernel_level: u32, env: &[(&str, &str)]) -> Option<(i32, String)> {
     if native_only() {
         note("KTLS_TESTS_NATIVE_ONLY: ktls run skipped");
         return None;
     }
-    let cfg = RunConfig {
+    let mut cfg = RunConfig {
         timeout: Some(Duration::from_secs(120)),
         kernel_args: vec![format!("ktls_level={kernel_level}")],
         ..RunConfig::default()
     };
+    for (k, v) in env {
+        cfg.set_env(k, v);
+    }
     let o = run_captured(&cfg, prog, &[]).unwrap_or_else(|e| panic!("runner: {e}"));
     let mut text = String::from_utf8_lossy(&o.stdout).into_owned();
     if o.status != 0 {
@@ -190,9 +193,14 @@ fn selftest_natively() {
 }
 
 /// The demo on ktls: the raw KTLS load for every field the kernel fills, in every thread.
-fn demo_on_ktls(kernel_level: u32) {
+fn demo_on_ktls(kernel_level: u32, clone_flag: bool) {
     let prog = build("examples/demo.c", 2);
-    let Some((status, out)) = run_ktls(&prog, kernel_level) else {
+    let env: &[(&str, &str)] = if clone_flag {
+        &[]
+    } else {
+        &[("KTLS_SHIM_NO_CLONE_RSEQ_KTLS", "1")]
+    };
+    let Some((status, out)) = run_ktls(&prog, kernel_level, env) else {
         return;
     };
     assert_eq!(status, 0, "{out}");
@@ -215,10 +223,13 @@ fn demo_on_ktls(kernel_level: u32) {
     );
     for who in WHO {
         if who != "main" {
+            let how = if clone_flag {
+                "by the kernel at clone3(CLONE_RSEQ_KTLS)"
+            } else {
+                "with rseq(2) and RSEQ_FLAG_KTLS"
+            };
             assert!(
-                out.contains(&format!(
-                    "[{who}] KTLS area registered by the kernel at clone3(CLONE_RSEQ_KTLS)"
-                )),
+                out.contains(&format!("[{who}] KTLS area registered {how}")),
                 "{out}"
             );
         }
@@ -248,25 +259,44 @@ fn demo_on_ktls(kernel_level: u32) {
 
 #[test]
 fn demo_on_ktls_level_2() {
-    demo_on_ktls(2);
+    demo_on_ktls(2, true);
 }
 
 #[test]
 fn demo_on_ktls_level_1() {
-    demo_on_ktls(1);
+    demo_on_ktls(1, true);
+}
+
+/// Threads created without CLONE_RSEQ_KTLS register their areas themselves with rseq(2)
+/// (what a KTLS kernel without the clone3 flag makes the shim do).
+#[test]
+fn demo_on_ktls_without_the_clone3_flag() {
+    demo_on_ktls(2, false);
 }
 
 #[test]
 fn selftest_on_ktls() {
     // (library level, kernel level): every combination of the compatibility matrix, in
     // parallel (each is a QEMU boot).
-    let runs: Vec<_> = [(2, 2), (2, 1), (1, 2), (1, 1)]
-        .into_iter()
-        .map(|(lib, kernel)| {
-            let prog = build("tests/selftest.c", lib);
-            std::thread::spawn(move || (lib, kernel, run_ktls(&prog, kernel)))
-        })
-        .collect();
+    // And once with threads that register their areas themselves.
+    let runs: Vec<_> = [
+        (2, 2, true),
+        (2, 1, true),
+        (1, 2, true),
+        (1, 1, true),
+        (2, 2, false),
+    ]
+    .into_iter()
+    .map(|(lib, kernel, clone_flag)| {
+        let prog = build("tests/selftest.c", lib);
+        let env: &[(&str, &str)] = if clone_flag {
+            &[]
+        } else {
+            &[("KTLS_SHIM_NO_CLONE_RSEQ_KTLS", "1")]
+        };
+        std::thread::spawn(move || (lib, kernel, run_ktls(&prog, kernel, env)))
+    })
+    .collect();
     for run in runs {
         let (lib, kernel, result) = run.join().unwrap();
         let Some((status, out)) = result else {

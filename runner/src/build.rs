@@ -1,4 +1,4 @@
-//! Building the guest binaries: the kernel (`x86_64-unknown-none`) and the demo
+//! Building the guest binaries: the kernel (`x86_64-unknown-none`), the demo and the script init
 //! (`x86_64-unknown-linux-musl`), each once per process, into `<workspace>/target/guest`.
 //!
 //! The builds run `cargo build --release` in the workspace root with the environment variables
@@ -48,6 +48,14 @@ pub fn kernel_path() -> Result<PathBuf, RunError> {
 pub fn demo_path() -> Result<PathBuf, RunError> {
     static DEMO: OnceLock<Result<PathBuf, RunError>> = OnceLock::new();
     DEMO.get_or_init(|| build_package("ktls-demo", DEMO_TARGET, "ktls-demo"))
+        .clone()
+}
+
+/// The init that runs scripts (`ktls-init`, see [`crate::script`]), built once per process like
+/// the kernel.
+pub fn init_path() -> Result<PathBuf, RunError> {
+    static INIT: OnceLock<Result<PathBuf, RunError>> = OnceLock::new();
+    INIT.get_or_init(|| build_package("ktls-init", DEMO_TARGET, "ktls-init"))
         .clone()
 }
 

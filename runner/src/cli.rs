@@ -1,5 +1,6 @@
 //! The `ktls` command line.
 
+use crate::script::{self, ExitMode, ScriptCommand, ScriptOutcome};
 use crate::{
     accel, compare, demo_path, run_captured, run_host, run_streaming, status, Accel, AccelChoice,
     Add, Input, Machine, Outcome, RunConfig, RunError,
@@ -15,6 +16,7 @@ ktls: run static Linux x86_64 programs on the ktls kernel in QEMU
 USAGE:
     ktls [OPTIONS]                          boot ktls and run the built-in demo
     ktls run [OPTIONS] PROGRAM [ARGS...]    boot ktls and run PROGRAM with ARGS
+    ktls run [OPTIONS] --script FILE        boot ktls once and run the commands in FILE
     ktls demo [OPTIONS] [ARGS...]           the demo, with arguments
     ktls --help | --version
 
@@ -46,8 +48,18 @@ OPTIONS:
                             repeatable
     --qemu-machine microvm|pc
                             the QEMU machine type (default microvm)
+    --script FILE           instead of one PROGRAM, run the commands of FILE one after another
+                            in one boot (see SCRIPTS)
     -h, --help              this help
     -V, --version           the runner's version
+
+SCRIPTS:
+    A --script FILE has one command per line: PROGRAM [ARGS...], words separated by blanks,
+    quoted as in sh ('...', \"...\", backslash) but without expansions; a word starting with
+    # starts a comment. Each PROGRAM is found and packed as for `ktls run`; the commands run
+    one after another (a small init forks and execs each), share the console as their stdin,
+    and their output is shown when the boot has ended, each command's under a header on
+    stderr. The exit status is the first failing command's status (0 if all succeeded).
 
 EXIT STATUS:
     N       the program's exit status (128+N if signal N killed it)
@@ -67,6 +79,7 @@ EXAMPLES:
     echo hi | cargo run --release -- run --strace /bin/busybox cat
     cargo run --release -- run --add /etc/passwd:/etc/passwd --env USER=me /bin/busybox id
     cargo run --release -- run --compare-host /bin/busybox ls /
+    cargo run --release -- run --script tests.txt
 ";
 
 /// What to run.
@@ -76,6 +89,8 @@ pub enum Target {
     Demo,
     /// A host program, as typed.
     Program(PathBuf),
+    /// A script of commands (`--script FILE`).
+    Script(PathBuf),
 }
 
 /// A parsed command line.
@@ -171,6 +186,7 @@ const VALUE_OPTIONS: &[&str] = &[
     "--timeout",
     "--kernel-arg",
     "--qemu-machine",
+    "--script",
 ];
 const FLAG_OPTIONS: &[&str] = &[
     "--strace",
@@ -188,6 +204,7 @@ pub fn parse(args: &[OsString]) -> Result<Command, String> {
         ..RunConfig::default()
     };
     let mut compare_host = false;
+    let mut script: Option<PathBuf> = None;
     let mut subcommand: Option<&str> = None;
     let mut target: Option<Target> = None;
     let mut rest: Vec<OsString> = Vec::new();
@@ -302,8 +319,21 @@ pub fn parse(args: &[OsString]) -> Result<Command, String> {
                 config.machine = Machine::parse(&utf8()?)
                     .ok_or_else(|| format!("--qemu-machine {value:?}: expected microvm or pc"))?
             }
+            "--script" => script = Some(PathBuf::from(&value)),
             _ => unreachable!("every value option is handled"),
         }
+    }
+    if let Some(file) = script {
+        if subcommand == Some("demo") || matches!(target, Some(Target::Program(_))) {
+            return Err("--script runs the commands of a file: give no PROGRAM with it".into());
+        }
+        if compare_host {
+            return Err("--compare-host does not work with --script".into());
+        }
+        if !rest.is_empty() {
+            return Err("--script takes no other arguments".into());
+        }
+        target = Some(Target::Script(file));
     }
     let target = match (subcommand, target) {
         (Some("run"), None) => return Err("run: PROGRAM is missing".into()),
@@ -373,6 +403,7 @@ fn execute(
     let program = match target {
         Target::Demo => demo_path()?,
         Target::Program(p) => p,
+        Target::Script(file) => return execute_script(config, &file),
     };
     if !compare_host {
         let outcome = run_streaming(config, &program, args)?;
@@ -403,6 +434,66 @@ fn execute(
     let cmp = compare(&outcome, &host);
     eprint!("{}", cmp.report);
     Ok(if cmp.same() { 0 } else { 1 })
+}
+
+/// `ktls run --script FILE`: every command in one boot, then their outputs, in order.
+fn execute_script(config: &RunConfig, file: &std::path::Path) -> Result<i32, RunError> {
+    let text = std::fs::read(file)
+        .map_err(|e| RunError::Usage(format!("--script {}: {e}", file.display())))?;
+    let commands: Vec<ScriptCommand> = script::parse_script_text(&text)
+        .map_err(|e| RunError::Usage(format!("--script {}: {e}", file.display())))?
+        .into_iter()
+        .map(|(program, args)| ScriptCommand {
+            program,
+            args,
+            stdin: None,
+        })
+        .collect();
+    let outcome = script::run_script_commands(config, &commands, ExitMode::FirstFailure)?;
+    show_script(&commands, &outcome);
+    report(&outcome.boot);
+    Ok(outcome.boot.status)
+}
+
+/// Prints each command's output (stdout to stdout, stderr to stderr) under a header on stderr,
+/// with its status when it is not 0.
+fn show_script(commands: &[ScriptCommand], o: &ScriptOutcome) {
+    let n = commands.len();
+    let mut out = std::io::stdout().lock();
+    let mut err = std::io::stderr().lock();
+    for (i, (c, r)) in commands.iter().zip(&o.commands).enumerate() {
+        if !r.started {
+            let _ = writeln!(err, "ktls: script [{}/{n}]: not started", i + 1);
+            continue;
+        }
+        let _ = out.flush();
+        let _ = writeln!(
+            err,
+            "ktls: script [{}/{n}] $ {}",
+            i + 1,
+            script::show_command(&c.program, &c.args)
+        );
+        let _ = out.write_all(&r.stdout).and_then(|_| out.flush());
+        let _ = err.write_all(&r.stderr);
+        match r.status {
+            Some(0) => {}
+            Some(s) => {
+                let _ = writeln!(err, "ktls: script [{}/{n}]: exit status {s}", i + 1);
+            }
+            None => {
+                let _ = writeln!(
+                    err,
+                    "ktls: script [{}/{n}]: had not ended when the boot did",
+                    i + 1
+                );
+            }
+        }
+    }
+    let _ = out.write_all(&o.stdout_outside).and_then(|_| out.flush());
+    let _ = err.write_all(&o.stderr_outside);
+    for line in &o.boot.strace {
+        let _ = writeln!(err, "{line}");
+    }
 }
 
 /// How many kernel log lines a panic report shows.
@@ -565,6 +656,31 @@ mod tests {
         let (cfg, _, target, _) = run_parts(p(&["--smp", "2", "run", "prog"]).unwrap());
         assert_eq!(cfg.smp, 2);
         assert_eq!(target, Target::Program("prog".into()));
+    }
+
+    #[test]
+    fn scripts() {
+        for args in [
+            &["run", "--script", "t.txt"][..],
+            &["--script=t.txt"],
+            &["--smp", "2", "run", "--script", "t.txt", "--strace"],
+        ] {
+            let (_, _, target, rest) = run_parts(p(args).unwrap());
+            assert_eq!(target, Target::Script("t.txt".into()), "{args:?}");
+            assert!(rest.is_empty());
+        }
+        // After PROGRAM, --script is the program's.
+        let (_, _, target, rest) = run_parts(p(&["run", "prog", "--script", "x"]).unwrap());
+        assert_eq!(target, Target::Program("prog".into()));
+        assert_eq!(rest, ["--script", "x"]);
+        for bad in [
+            &["run", "--script", "t", "--", "prog"][..],
+            &["demo", "--script", "t"],
+            &["run", "--compare-host", "--script", "t"],
+            &["run", "--script"],
+        ] {
+            assert!(p(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -33,6 +33,9 @@
 //!    without `@ktls exit`), or 124 (timeout). Failures of the runner itself (build, packing,
 //!    starting QEMU) are a [`RunError`] (status 126).
 //!
+//! To run many programs, [`run_script`] runs them one after another in a single boot (through
+//! a small init, see [`script`]) and returns each one's status and output.
+//!
 //! A kernel panic report ([`Outcome::panic_report`]) comes with its kernel code addresses
 //! symbolized (`function+offset` and source lines, see [`symbolize`]).
 //!
@@ -51,6 +54,7 @@ pub mod console;
 pub mod host;
 pub mod initramfs;
 pub mod qemu;
+pub mod script;
 pub mod status;
 pub mod symbolize;
 mod util;
@@ -60,6 +64,9 @@ pub use build::{demo_path, kernel_path, workspace_root};
 pub use host::{compare, run_host, Comparison, HostOutcome};
 pub use initramfs::Add;
 pub use qemu::{run_captured, run_streaming};
+pub use script::{
+    run_script, run_script_commands, CommandOutcome, ExitMode, ScriptCommand, ScriptOutcome,
+};
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;

@@ -151,12 +151,22 @@ fn run(
     let mut argv = vec![program.as_os_str().to_owned()];
     argv.extend(args.iter().cloned());
     let assembly = initramfs::assemble(&exe, argv, cfg.env.clone(), &cwd, &cfg.adds)?;
+    run_assembly(cfg, &assembly, streaming)
+}
+
+/// Boots ktls with the initramfs of `assembly` (everything of a run after the program was
+/// found and the tree assembled; `cfg` must be valid). Also used by [`crate::script`].
+pub(crate) fn run_assembly(
+    cfg: &RunConfig,
+    assembly: &initramfs::Assembly,
+    streaming: bool,
+) -> Result<Outcome, RunError> {
     let kernel = build::kernel_path()?;
     let accel = accel::decide(cfg.accel, &HostFacts::probe()).accel;
 
     let tmp = TempDir::new("run").map_err(io_err("creating a temporary directory"))?;
     let initrd = tmp.path().join("initramfs.cpio");
-    initramfs::pack(&assembly, &initrd)?;
+    initramfs::pack(assembly, &initrd)?;
     let log_file = match &cfg.kernel_log {
         Some(p) => Some(LineWriter::new(std::fs::File::create(p).map_err(|e| {
             RunError::Io(format!("--kernel-log {}: {e}", p.display()))

@@ -87,7 +87,7 @@ fn build(source: &str, level: u32) -> PathBuf {
     r.unwrap()
 }
 
-fn run_native(prog: &Path) -> (i32, String) {
+pub fn run_native(prog: &Path) -> (i32, String) {
     let out = Command::new(prog)
         .output()
         .unwrap_or_else(|e| panic!("{}: {e}", prog.display()));
@@ -96,7 +96,7 @@ fn run_native(prog: &Path) -> (i32, String) {
     (status, text + &String::from_utf8_lossy(&out.stderr))
 }
 
-fn run_ktls(prog: &Path, kernel_level: u32, env: &[(&str, &str)]) -> Option<(i32, String)> {
+pub fn run_ktls(prog: &Path, kernel_level: u32, env: &[(&str, &str)]) -> Option<(i32, String)> {
     if native_only() {
         note("KTLS_TESTS_NATIVE_ONLY: ktls run skipped");
         return None;

@@ -14,6 +14,7 @@ mod header;
 mod layout;
 mod malloc;
 mod mem;
+mod rust_program;
 mod system;
 
 use std::sync::Once;

@@ -99,6 +99,16 @@ const OFF_CPU_ID: u64 = core::mem::offset_of!(abi::Rseq, cpu_id) as u64;
 const OFF_RSEQ_CS: u64 = core::mem::offset_of!(abi::Rseq, rseq_cs) as u64;
 const OFF_NODE_ID: u64 = core::mem::offset_of!(abi::Rseq, node_id) as u64;
 const OFF_MM_CID: u64 = core::mem::offset_of!(abi::Rseq, mm_cid) as u64;
+const OFF_FLAGS: u64 = core::mem::offset_of!(abi::Rseq, flags) as u64;
+const OFF_SLICE_CTRL: u64 = core::mem::offset_of!(abi::Rseq, slice_ctrl) as u64;
+
+/// A KTLS area's head starts as Linux 7.0 sets it: no active critical section, no time-slice
+/// extension offered (flags 0) or granted (slice_ctrl 0).
+fn reset_head_state(area: u64) -> Result<(), Errno> {
+    UserPtr::<u64>::new(area + OFF_RSEQ_CS).write(&0)?;
+    put_u32(area + OFF_FLAGS, 0)?;
+    put_u32(area + OFF_SLICE_CTRL, 0)
+}
 
 fn put_u32(addr: u64, v: u32) -> Result<(), Errno> {
     UserPtr::<u32>::new(addr).write(&v)
@@ -187,13 +197,21 @@ pub fn sys_rseq(addr: u64, len: u64, flags: u64, sig: u64) -> Result<u64, Errno>
     match call {
         RseqCall::Linux(abi::Action::Unregister) | RseqCall::UnregisterKtls => {
             let ktls = matches!(call, RseqCall::UnregisterKtls);
-            // Linux resets the ids; a KTLS area is marked dead.
-            put_u32(addr + OFF_CPU_ID_START, 0)?;
-            put_u32(addr + OFF_CPU_ID, RSEQ_CPU_ID_UNINITIALIZED)?;
-            put_u32(addr + OFF_NODE_ID, 0)?;
-            put_u32(addr + OFF_MM_CID, 0)?;
-            if ktls {
-                put_u32(addr + ktls::KTLS_BASE as u64, 0)?;
+            // Linux resets the ids; a KTLS area is marked dead. An area that can no longer be
+            // written is EFAULT and a SIGSEGV, as Linux's rseq_reset_ids.
+            let reset = || -> Result<(), Errno> {
+                put_u32(addr + OFF_CPU_ID_START, 0)?;
+                put_u32(addr + OFF_CPU_ID, RSEQ_CPU_ID_UNINITIALIZED)?;
+                put_u32(addr + OFF_NODE_ID, 0)?;
+                put_u32(addr + OFF_MM_CID, 0)?;
+                if ktls {
+                    put_u32(addr + ktls::KTLS_BASE as u64, 0)?;
+                }
+                Ok(())
+            };
+            if let Err(e) = reset() {
+                crate::signal::send_to_thread(&process::current_arc(), SIGSEGV, None);
+                return Err(e);
             }
             *t.rseq.reg.lock() = None;
             t.rseq.written_cpu.store(u32::MAX, Relaxed);
@@ -220,7 +238,7 @@ pub fn sys_rseq(addr: u64, len: u64, flags: u64, sig: u64) -> Result<u64, Errno>
                 return Err(Errno::EFAULT);
             }
             write_ids(addr, t)?;
-            UserPtr::<u64>::new(addr + OFF_RSEQ_CS).write(&0)?;
+            reset_head_state(addr)?;
             write_ktls_fields(addr, ktls::filled_size(len32, advertised_size()), t.tid, p)?;
             if let Some(fixed) = fix {
                 *p.rseq.ktls.lock() = Some(fixed);
@@ -328,6 +346,9 @@ pub fn prepare_ktls_child(
         return Err(Errno::EINVAL);
     }
     let pk = (*parent.process.rseq.ktls.lock()).ok_or(Errno::EINVAL)?;
+    if tls == 0 {
+        return Err(Errno::EINVAL);
+    }
     let area = tls.wrapping_add(pk.offset as u64);
     if !area.is_multiple_of(ktls::KTLS_ALIGN as u64) {
         return Err(Errno::EINVAL);
@@ -336,6 +357,7 @@ pub fn prepare_ktls_child(
         return Err(Errno::EFAULT);
     }
     // Ids are written for real at the child's first return to user space.
+    reset_head_state(area)?;
     put_u32(area + OFF_CPU_ID_START, 0)?;
     put_u32(area + OFF_CPU_ID, RSEQ_CPU_ID_UNINITIALIZED)?;
     put_u32(area + OFF_NODE_ID, 0)?;

@@ -276,9 +276,12 @@ pub fn finish_switch() {
     }
 }
 
+/// A new thread's first code: finish the switch that brought it here, then the work every
+/// return to user space does (rseq ids and a fork child's KTLS identity, pending signals).
 #[no_mangle]
-pub extern "C" fn finish_switch_c() {
+pub extern "C" fn first_return_c(frame: &mut crate::arch::entry::TrapFrame) {
     finish_switch();
+    crate::syscall::exit_to_user(frame, process::current());
 }
 
 /// CPUs whose current thread belongs to `p` (bit per CPU).

@@ -36,11 +36,12 @@ ktls_switch_stacks:
     // user space through the TrapFrame at the top of our kernel stack (rbx = that frame).
     .global ktls_thread_trampoline
 ktls_thread_trampoline:
-    call {finish}
+    mov rdi, rbx
+    call {first_return}
     mov rdi, rbx
     jmp ktls_resume_frame
     "#,
-    finish = sym crate::sched::finish_switch_c,
+    first_return = sym crate::sched::first_return_c,
 );
 
 extern "C" {

@@ -597,12 +597,24 @@ fn by_pgid(pgid: u32) -> Vec<Arc<Process>> {
 }
 
 pub fn tgkill(tgid: u64, tid: u64, sig: u64) -> SysResult {
-    if tgid as i32 <= 0 || tid as i32 <= 0 {
+    if tgid as i32 <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    send_to_tid(Some(tgid as u32), tid, sig)
+}
+
+pub fn tkill(tid: u64, sig: u64) -> SysResult {
+    send_to_tid(None, tid, sig)
+}
+
+/// tgkill/tkill: a thread-directed signal, optionally checking the thread's group.
+fn send_to_tid(tgid: Option<u32>, tid: u64, sig: u64) -> SysResult {
+    if tid as i32 <= 0 {
         return Err(Errno::EINVAL);
     }
     let sig = check_signal(sig)?;
     let t = process::find_thread(tid as u32).ok_or(Errno::ESRCH)?;
-    if tgid != u64::MAX && t.process.pid != tgid as u32 {
+    if tgid.is_some_and(|g| t.process.pid != g) {
         return Err(Errno::ESRCH);
     }
     let me = current();
@@ -614,13 +626,6 @@ pub fn tgkill(tgid: u64, tid: u64, sig: u64) -> SysResult {
     );
     signal::send_to_thread(&t, sig, Some(info));
     Ok(0)
-}
-
-pub fn tkill(tid: u64, sig: u64) -> SysResult {
-    if tid as i32 <= 0 {
-        return Err(Errno::EINVAL);
-    }
-    tgkill(u64::MAX, tid, sig)
 }
 
 pub fn rt_sigreturn(frame: &mut TrapFrame) -> SysResult {

@@ -851,6 +851,121 @@ pub fn run_all_smp(cases: &[Case], smps: &[u32]) {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Many cases in one boot (opt-in)
+
+/// [`run_all`], with the ktls halves batched: cases that agree on the environment and the
+/// kernel arguments run one after another in a single boot (through
+/// [`ktls_runner::run_script_commands`] and its small init), so a suite pays one boot per
+/// batch instead of one per case. Each case still gets its own status, stdout (judged and
+/// compared as in [`run_all`]) and stderr, and its own empty stdin; the guest tree holds the
+/// `adds` of every case of the batch. What differs from one boot per case: the programs run as
+/// children of the init (their parent pid is the init's), `/.ktls-script` is in the tree, and a
+/// case that crashes the kernel ends its batch; the cases after it then run in a new batch. The
+/// native halves run first, as in [`run_all`].
+pub fn run_all_batched(cases: &[Case]) {
+    use ktls_runner::{run_script_commands, ExitMode, ScriptCommand};
+    let natives: Vec<HostOutcome> = cases.iter().map(Case::run_native).collect();
+    if native_only() {
+        return;
+    }
+    let mut reports = Vec::new();
+    // Indices of the cases still to run on ktls, in order.
+    let mut todo: Vec<usize> = (0..cases.len()).collect();
+    while let Some(&first) = todo.first() {
+        let same =
+            |c: &Case| c.env == cases[first].env && c.kernel_args == cases[first].kernel_args;
+        let batch: Vec<usize> = todo.iter().copied().filter(|&i| same(&cases[i])).collect();
+        let mut cfg = cases[first].config();
+        cfg.adds = Vec::new();
+        for &i in &batch {
+            for a in &cases[i].adds {
+                if !cfg.adds.contains(a) {
+                    cfg.adds.push(a.clone());
+                }
+            }
+        }
+        cfg.timeout = Some(GUEST_TIMEOUT + Duration::from_secs(10) * batch.len() as u32);
+        let commands: Vec<ScriptCommand> = batch
+            .iter()
+            .map(|&i| ScriptCommand {
+                program: cases[i].program.clone(),
+                args: cases[i].args.clone(),
+                stdin: Some(Vec::new()),
+            })
+            .collect();
+        let out = match run_script_commands(&cfg, &commands, ExitMode::Zero) {
+            Ok(o) => o,
+            Err(e) => {
+                let names: Vec<&str> = batch.iter().map(|&i| cases[i].name.as_str()).collect();
+                reports.push(format!("{names:?}: the runner failed: {e}"));
+                todo.retain(|i| !batch.contains(i));
+                continue;
+            }
+        };
+        let mut done = Vec::new();
+        for (&i, c) in batch.iter().zip(&out.commands) {
+            if !c.started {
+                // The boot ended before this case: it goes into the next batch.
+                continue;
+            }
+            done.push(i);
+            let case = &cases[i];
+            let mut guest = Outcome {
+                status: c.status.unwrap_or(out.boot.status),
+                stdout: c.stdout.clone(),
+                stderr: c.stderr.clone(),
+                ..out.boot.clone()
+            };
+            if c.status.is_some() {
+                // The case ended: what happened to the boot later is not its story.
+                guest.exited = true;
+                guest.timed_out = false;
+                guest.message = None;
+                guest.panic_report = None;
+            }
+            let mut problems = match c.status {
+                Some(_) => case.judge(guest.status, &guest.stdout),
+                None => vec![format!(
+                    "it had not ended when its batch's boot did (status {})",
+                    out.boot.status
+                )],
+            };
+            if let Err(e) = (case.compare)(&natives[i].stdout, &guest.stdout) {
+                problems.push(format!("stdout differs from the native run: {e}"));
+            }
+            if !problems.is_empty() {
+                reports.push(format!(
+                    "(batched, {} case(s) in the boot) {}",
+                    batch.len(),
+                    case.report(&guest, &problems, &natives[i])
+                ));
+            }
+        }
+        if done.is_empty() {
+            // Not even the first case started: report the batch instead of retrying forever.
+            let names: Vec<&str> = batch.iter().map(|&i| cases[i].name.as_str()).collect();
+            reports.push(format!(
+                "{names:?}: the boot ended before the first case started (status {}, {}):\n{}{}",
+                out.boot.status,
+                out.boot.message.as_deref().unwrap_or("no message"),
+                String::from_utf8_lossy(&out.stderr_outside),
+                out.boot.kernel_log
+            ));
+            done = batch;
+        }
+        todo.retain(|i| !done.contains(i));
+    }
+    if !reports.is_empty() {
+        panic!(
+            "{} of {} case(s) failed on ktls:\n\n{}",
+            reports.len(),
+            cases.len(),
+            reports.join("\n")
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -102,3 +102,93 @@ fn damaged_images_never_panic() {
     }
     assert!(Dso::parse(b"not an ELF file at all").is_none());
 }
+
+/// Builds a shared object shaped like ktls's vDSO (KTLS_1 and LINUX_2.6 versions) with the
+/// given hash style and optional version script; returns its file bytes (the lookup converts
+/// addresses through the PT_LOADs, so a file works as well as a mapped image).
+fn build_dso(hash_style: &str, versioned: bool) -> Vec<u8> {
+    let dir = super::c_programs::out_dir().join("dso");
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = dir.join("fake_vdso.c");
+    std::fs::write(
+        &src,
+        "int __vdso_gettid(void) { return 1; }\n\
+         int __vdso_getuid(void) { return 2; }\n\
+         int __vdso_getcpu(void) { return 3; }\n\
+         int not_exported(void) { return 4; }\n",
+    )
+    .unwrap();
+    let lds = dir.join("fake_vdso.lds");
+    std::fs::write(
+        &lds,
+        "LINUX_2.6 { global: __vdso_getcpu; local: *; };\n\
+         KTLS_1 { global: __vdso_gettid; __vdso_getuid; };\n",
+    )
+    .unwrap();
+    let out = dir.join(format!("fake_vdso-{hash_style}-{versioned}.so"));
+    let mut cmd = std::process::Command::new("gcc");
+    cmd.args(["-O2", "-shared", "-fPIC", "-nostdlib"])
+        .arg(format!("-Wl,--hash-style={hash_style}"))
+        .arg("-o")
+        .arg(&out)
+        .arg(&src);
+    if versioned {
+        cmd.arg(format!("-Wl,--version-script={}", lds.display()));
+    }
+    let r = cmd.output().unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    std::fs::read(&out).unwrap()
+}
+
+/// `mov $n, %eax; ret`: the body of `int f(void) { return n; }` at -O2.
+fn returns(data: &[u8], off: usize, n: u8) -> bool {
+    data.get(off..off + 6) == Some(&[0xb8, n, 0, 0, 0, 0xc3][..])
+}
+
+#[test]
+fn ktls_shaped_dso_lookups() {
+    for style in ["both", "gnu", "sysv"] {
+        let data = build_dso(style, true);
+        let d = Dso::parse(&data).unwrap();
+        assert_eq!(d.has(HashKind::Gnu), style != "sysv");
+        assert_eq!(d.has(HashKind::Sysv), style != "gnu");
+        for kind in [HashKind::Gnu, HashKind::Sysv] {
+            if !d.has(kind) {
+                assert_eq!(d.lookup_with(kind, b"__vdso_gettid", b"KTLS_1"), None);
+                continue;
+            }
+            let gettid = d.lookup_with(kind, b"__vdso_gettid", b"KTLS_1").unwrap();
+            let getuid = d.lookup_with(kind, b"__vdso_getuid", b"KTLS_1").unwrap();
+            let getcpu = d.lookup_with(kind, b"__vdso_getcpu", LINUX).unwrap();
+            assert!(returns(&data, gettid, 1) && returns(&data, getuid, 2));
+            assert!(returns(&data, getcpu, 3), "{style} {kind:?}");
+            // Each symbol only under its own version; local symbols not at all.
+            assert_eq!(d.lookup_with(kind, b"__vdso_gettid", LINUX), None);
+            assert_eq!(d.lookup_with(kind, b"__vdso_getcpu", b"KTLS_1"), None);
+            assert_eq!(d.lookup_with(kind, b"not_exported", b"KTLS_1"), None);
+            assert_eq!(d.lookup_with(kind, b"__vdso_getpid", b"KTLS_1"), None);
+        }
+        assert_eq!(
+            d.lookup(b"__vdso_gettid", b"KTLS_1"),
+            d.lookup_with(
+                if style == "sysv" {
+                    HashKind::Sysv
+                } else {
+                    HashKind::Gnu
+                },
+                b"__vdso_gettid",
+                b"KTLS_1"
+            )
+        );
+    }
+    // Without version information every version matches (parse_vdso.c's rule).
+    let data = build_dso("both", false);
+    let d = Dso::parse(&data).unwrap();
+    let any = d.lookup(b"__vdso_gettid", b"whatever").unwrap();
+    assert!(returns(&data, any, 1));
+    assert!(returns(
+        &data,
+        d.lookup(b"not_exported", b"KTLS_1").unwrap(),
+        4
+    ));
+}

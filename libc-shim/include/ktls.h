@@ -66,6 +66,12 @@ extern "C" {
 
 /* ---- The area (spec/ktls.md section 4) ---------------------------------------------------- */
 
+#ifdef __cplusplus
+#define KTLS_STATIC_ASSERT static_assert
+#else
+#define KTLS_STATIC_ASSERT _Static_assert
+#endif
+
 struct ktls_area {
 	/* struct rseq, Linux 7.0 */
 	uint32_t cpu_id_start;
@@ -91,18 +97,18 @@ struct ktls_area {
 #endif
 } __attribute__((aligned(KTLS_ALIGN)));
 
-_Static_assert(offsetof(struct ktls_area, cpu_id) == 4, "ktls_area layout");
-_Static_assert(offsetof(struct ktls_area, slice_ctrl) == 28, "ktls_area layout");
-_Static_assert(offsetof(struct ktls_area, ktls_live) == KTLS_BASE, "ktls_area layout");
-_Static_assert(offsetof(struct ktls_area, tid) == 68, "ktls_area layout");
-_Static_assert(offsetof(struct ktls_area, pid) == 72, "ktls_area layout");
+KTLS_STATIC_ASSERT(offsetof(struct ktls_area, cpu_id) == 4, "ktls_area layout");
+KTLS_STATIC_ASSERT(offsetof(struct ktls_area, slice_ctrl) == 28, "ktls_area layout");
+KTLS_STATIC_ASSERT(offsetof(struct ktls_area, ktls_live) == KTLS_BASE, "ktls_area layout");
+KTLS_STATIC_ASSERT(offsetof(struct ktls_area, tid) == 68, "ktls_area layout");
+KTLS_STATIC_ASSERT(offsetof(struct ktls_area, pid) == 72, "ktls_area layout");
 #if KTLS_LEVEL_BUILT_WITH >= 2
-_Static_assert(offsetof(struct ktls_area, uid) == 76, "ktls_area layout");
-_Static_assert(offsetof(struct ktls_area, egid) == 88, "ktls_area layout");
-_Static_assert(offsetof(struct ktls_area, sig_defer) == 92, "ktls_area layout");
-_Static_assert(offsetof(struct ktls_area, sig_pending) == 96, "ktls_area layout");
+KTLS_STATIC_ASSERT(offsetof(struct ktls_area, uid) == 76, "ktls_area layout");
+KTLS_STATIC_ASSERT(offsetof(struct ktls_area, egid) == 88, "ktls_area layout");
+KTLS_STATIC_ASSERT(offsetof(struct ktls_area, sig_defer) == 92, "ktls_area layout");
+KTLS_STATIC_ASSERT(offsetof(struct ktls_area, sig_pending) == 96, "ktls_area layout");
 #endif
-_Static_assert(sizeof(struct ktls_area) == KTLS_AREA_SIZE, "ktls_area layout");
+KTLS_STATIC_ASSERT(sizeof(struct ktls_area) == KTLS_AREA_SIZE, "ktls_area layout");
 
 /* ---- What the shim exports, like glibc's __rseq_offset/__rseq_size/__rseq_flags ----------- */
 

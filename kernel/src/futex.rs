@@ -8,9 +8,9 @@
 use crate::mm::uaccess::{self, UserPtr};
 use crate::process::{self, Thread};
 use crate::sched::{self, State};
-use alloc::collections::{BTreeMap, VecDeque};
 use alloc::sync::Arc;
-use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use alloc::vec::Vec;
+use core::sync::atomic::Ordering::Relaxed;
 use ktls_abi::time::{Timespec, CLOCK_MONOTONIC, CLOCK_REALTIME};
 use ktls_abi::Errno;
 use spin::Mutex;
@@ -30,23 +30,30 @@ const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
 /// Most entries walked in a robust list (ROBUST_LIST_LIMIT).
 const ROBUST_LIST_LIMIT: usize = 2048;
 
-type Key = (usize, u64);
+/// (address space root, user address).
+type Key = (u64, u64);
 
 struct Waiter {
     thread: Arc<Thread>,
+    key: Key,
     bitset: u32,
-    woken: Arc<AtomicBool>,
 }
 
-static TABLE: Mutex<BTreeMap<Key, VecDeque<Waiter>>> = Mutex::new(BTreeMap::new());
+/// Waiters hashed by key into fixed buckets whose vectors keep their capacity, so waiting and
+/// waking allocate nothing once warm.
+const BUCKETS: usize = 64;
+static TABLE: [Mutex<Vec<Waiter>>; BUCKETS] = [const { Mutex::new(Vec::new()) }; BUCKETS];
+
+fn bucket_index(k: Key) -> usize {
+    ((k.1 >> 2) ^ (k.0 >> 12)) as usize % BUCKETS
+}
 
 fn key(addr: u64) -> Key {
-    let mm = process::current().process.mm();
-    (Arc::as_ptr(&mm) as usize, addr)
+    (process::current().process.mm_root.load(Relaxed), addr)
 }
 
-fn with_table<R>(f: impl FnOnce(&mut BTreeMap<Key, VecDeque<Waiter>>) -> R) -> R {
-    crate::arch::cpu::without_interrupts(|| f(&mut TABLE.lock()))
+fn with_bucket<R>(k: Key, f: impl FnOnce(&mut Vec<Waiter>) -> R) -> R {
+    crate::arch::cpu::without_interrupts(|| f(&mut TABLE[bucket_index(k)].lock()))
 }
 
 pub fn futex(
@@ -135,42 +142,39 @@ fn absolute_deadline(timeout: u64, clock: u64) -> Result<Option<u64>, Errno> {
 fn wait(uaddr: u64, expected: u32, bitset: u32, deadline: Option<u64>) -> Result<u64, Errno> {
     let k = key(uaddr);
     let t = process::current_arc();
-    let woken = Arc::new(AtomicBool::new(false));
-    // Read the word before taking the table lock (the read may fault in a page), then check
+    t.futex_woken.store(false, Relaxed);
+    // Read the word before taking the bucket lock (the read may fault in a page), then check
     // it again under the lock so a waker that changed it and found no waiter is not missed.
     UserPtr::<u32>::new(uaddr).read()?;
-    let queued = with_table(|table| {
-        let cur = UserPtr::<u32>::new(uaddr).read()?;
-        if cur != expected {
+    with_bucket(k, |b| {
+        if UserPtr::<u32>::new(uaddr).read()? != expected {
             return Err(Errno::EAGAIN);
         }
         t.set_state(State::Blocked);
-        table.entry(k).or_default().push_back(Waiter {
+        b.push(Waiter {
             thread: t.clone(),
+            key: k,
             bitset,
-            woken: woken.clone(),
         });
         Ok(())
-    });
-    queued?;
+    })?;
     sched::block_current(deadline);
-    if woken.load(Relaxed) {
+    if t.futex_woken.load(Relaxed) {
         return Ok(0);
     }
-    // Not woken by FUTEX_WAKE: leave the queue (we may have been requeued to another key).
-    let removed = with_table(|table| {
-        let mut found = false;
-        table.retain(|_, q| {
-            q.retain(|w| {
-                let me = Arc::ptr_eq(&w.woken, &woken);
-                found |= me;
-                !me
-            });
-            !q.is_empty()
+    // Not woken by a FUTEX_WAKE: leave the table (a requeue may have moved us to another
+    // key, so look in every bucket; this is the rare path).
+    let mut removed = false;
+    for b in TABLE.iter() {
+        crate::arch::cpu::without_interrupts(|| {
+            let mut b = b.lock();
+            if let Some(i) = b.iter().position(|w| Arc::ptr_eq(&w.thread, &t)) {
+                b.swap_remove(i);
+                removed = true;
+            }
         });
-        found
-    });
-    if !removed || woken.load(Relaxed) {
+    }
+    if !removed || t.futex_woken.load(Relaxed) {
         return Ok(0);
     }
     if deadline.is_some_and(|d| crate::time::monotonic_ns() >= d) {
@@ -179,27 +183,24 @@ fn wait(uaddr: u64, expected: u32, bitset: u32, deadline: Option<u64>) -> Result
     Err(Errno::ERESTARTSYS)
 }
 
+/// Takes up to `n` waiters on `k` whose bitset matches from a bucket, in arrival order.
+fn take_waiters(b: &mut Vec<Waiter>, k: Key, n: usize, bitset: u32, out: &mut Vec<Arc<Thread>>) {
+    let mut i = 0;
+    while i < b.len() && out.len() < n {
+        if b[i].key == k && b[i].bitset & bitset != 0 {
+            let w = b.remove(i);
+            w.thread.futex_woken.store(true, Relaxed);
+            out.push(w.thread);
+        } else {
+            i += 1;
+        }
+    }
+}
+
 fn wake(uaddr: u64, n: usize, bitset: u32) -> u64 {
     let k = key(uaddr);
-    let woken: alloc::vec::Vec<Arc<Thread>> = with_table(|table| {
-        let mut out = alloc::vec::Vec::new();
-        if let Some(q) = table.get_mut(&k) {
-            let mut i = 0;
-            while i < q.len() && out.len() < n {
-                if q[i].bitset & bitset != 0 {
-                    let w = q.remove(i).expect("index checked");
-                    w.woken.store(true, Relaxed);
-                    out.push(w.thread);
-                } else {
-                    i += 1;
-                }
-            }
-            if q.is_empty() {
-                table.remove(&k);
-            }
-        }
-        out
-    });
+    let mut woken = Vec::new();
+    with_bucket(k, |b| take_waiters(b, k, n, bitset, &mut woken));
     let count = woken.len() as u64;
     for t in woken {
         sched::wake(&t);
@@ -219,31 +220,44 @@ fn requeue(
     }
     let (k1, k2) = (key(uaddr), key(uaddr2));
     if cmp.is_some() {
-        // Fault the word in before the table lock (see `wait`).
+        // Fault the word in before the bucket lock (see `wait`).
         UserPtr::<u32>::new(uaddr).read()?;
     }
-    let (woken, moved) = with_table(|table| {
+    let (woken, moved) = crate::arch::cpu::without_interrupts(|| {
+        // Both buckets, locked in index order.
+        let (i1, i2) = (bucket_index(k1), bucket_index(k2));
+        let mut first = TABLE[i1.min(i2)].lock();
+        let mut second = (i1 != i2).then(|| TABLE[i1.max(i2)].lock());
         if let Some(expected) = cmp {
             if UserPtr::<u32>::new(uaddr).read()? != expected {
                 return Err(Errno::EAGAIN);
             }
         }
-        let mut q = table.remove(&k1).unwrap_or_default();
-        let mut woken = alloc::vec::Vec::new();
-        while woken.len() < nwake {
-            let Some(w) = q.pop_front() else { break };
-            w.woken.store(true, Relaxed);
-            woken.push(w.thread);
+        let mut woken = Vec::new();
+        let src: &mut Vec<Waiter> = if i1 <= i2 {
+            &mut first
+        } else {
+            second.as_mut().expect("two buckets")
+        };
+        take_waiters(src, k1, nwake, FUTEX_BITSET_MATCH_ANY, &mut woken);
+        let mut moving = Vec::new();
+        let mut i = 0;
+        while i < src.len() && moving.len() < nrequeue {
+            if src[i].key == k1 {
+                let mut w = src.remove(i);
+                w.key = k2;
+                moving.push(w);
+            } else {
+                i += 1;
+            }
         }
-        let mut moved = 0;
-        while moved < nrequeue {
-            let Some(w) = q.pop_front() else { break };
-            table.entry(k2).or_default().push_back(w);
-            moved += 1;
-        }
-        if !q.is_empty() {
-            table.insert(k1, q);
-        }
+        let moved = moving.len();
+        let dst: &mut Vec<Waiter> = if i2 <= i1 {
+            &mut first
+        } else {
+            second.as_mut().expect("two buckets")
+        };
+        dst.extend(moving);
         Ok((woken, moved))
     })?;
     let n = woken.len() + moved;

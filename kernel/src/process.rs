@@ -45,6 +45,9 @@ pub struct Process {
     pub pgid: AtomicU32,
     pub sid: AtomicU32,
     pub mm: Mutex<Arc<Mutex<AddressSpace>>>,
+    /// The root page table of `mm` (kept in step with it), so a context switch can compare it
+    /// with CR3 without taking locks.
+    pub mm_root: AtomicU64,
     pub files: Mutex<Arc<Mutex<ktls_vfs::FdTable>>>,
     pub cwd: Mutex<ktls_vfs::NodeRef>,
     pub umask: AtomicU32,
@@ -121,6 +124,8 @@ pub struct Thread {
     pub restore_sigmask_pending: AtomicBool,
     /// rseq / KTLS registration.
     pub rseq: crate::rseq::ThreadRseq,
+    /// Set by FUTEX_WAKE when it takes this thread off a futex queue.
+    pub futex_woken: AtomicBool,
     /// The thread's name (PR_SET_NAME; the executable's base name at start).
     pub comm: Mutex<Vec<u8>>,
     /// CPU time used up to the last switch-out, and when the thread last got its CPU (ns).
@@ -193,7 +198,9 @@ pub struct ProcessParts {
 
 impl Process {
     pub fn new(pid: u32, ppid: u32, parts: ProcessParts) -> Arc<Self> {
+        let root = parts.mm.lock().root_phys();
         let p = Arc::new(Process {
+            mm_root: AtomicU64::new(root),
             pid,
             ppid: AtomicU32::new(ppid),
             pgid: AtomicU32::new(pid),
@@ -294,6 +301,7 @@ impl Thread {
             restore_sigmask: Mutex::new(None),
             restore_sigmask_pending: AtomicBool::new(false),
             rseq: crate::rseq::ThreadRseq::new(),
+            futex_woken: AtomicBool::new(false),
             comm: Mutex::new(Vec::new()),
             cpu_ns: AtomicU64::new(0),
             running_since: AtomicU64::new(crate::time::monotonic_ns()),
@@ -391,7 +399,7 @@ pub fn switch_to(t: &Arc<Thread>) {
     let pc = percpu::get();
     current_ptr::set(t);
     pc.set_kernel_stack(t.kernel_stack_top());
-    t.process.mm().lock().activate();
+    crate::mm::addrspace::activate_root(t.process.mm_root.load(Relaxed));
 }
 
 pub fn find_process(pid: u32) -> Option<Arc<Process>> {

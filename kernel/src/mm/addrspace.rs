@@ -124,6 +124,11 @@ impl AddressSpace {
         })
     }
 
+    /// Physical address of the top-level table (what CR3 holds while this space is active).
+    pub fn root_phys(&self) -> u64 {
+        self.pml4.0
+    }
+
     /// Makes this the address space the CPU uses.
     pub fn activate(&self) {
         if cpu::read_cr3() & !0xfff != self.pml4.0 {
@@ -487,6 +492,17 @@ fn free_table_tree(entry: &x86_64::structures::paging::page_table::PageTableEntr
         }
     }
     frame::free(Frame(phys));
+}
+
+/// Switches to the address space whose root table is `root` (from `root_phys` of a live
+/// AddressSpace), unless the CPU already uses it: the context switch's path, without locks.
+pub fn activate_root(root: u64) {
+    if cpu::read_cr3() & !0xfff != root {
+        // SAFETY: callers pass the root of a live address space (a process keeps its root in
+        // step with its AddressSpace, which lives at least as long as its threads run), and
+        // every address space maps the kernel's upper half.
+        unsafe { cpu::write_cr3(root) };
+    }
 }
 
 /// Removes the boot identity map of low memory from the master table.

@@ -75,8 +75,8 @@ fn traced_dispatch(nr: usize, frame: &mut TrapFrame) -> SysResult {
 /// syscall's result, and refresh rseq. The common case is a few loads and no call.
 #[inline(always)]
 pub fn exit_to_user(frame: &mut TrapFrame, t: &crate::process::Thread) {
-    let restart =
-        frame.rax >= (-4095i64) as u64 && frame.vector == crate::arch::entry::SYSCALL_VECTOR;
+    // -ERESTARTSYS (-512) ..= -ERESTART_RESTARTBLOCK (-516): an interrupted syscall.
+    let restart = (-516..=-512).contains(&(frame.rax as i64));
     if restart
         || crate::sched::need_resched()
         || crate::signal::work_pending(t)

@@ -384,6 +384,7 @@ pub fn execve(frame: &mut TrapFrame, path: u64, argv: u64, envp: u64) -> SysResu
     process::kill_other_threads(&p, t.tid);
     let new_mm = Arc::new(Mutex::new(image.mm));
     new_mm.lock().activate();
+    p.mm_root.store(new_mm.lock().root_phys(), Relaxed);
     let old_mm = core::mem::replace(&mut *p.mm.lock(), new_mm);
     drop(old_mm);
     process::release_vfork_parent(&p);

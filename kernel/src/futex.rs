@@ -197,15 +197,25 @@ fn take_waiters(b: &mut Vec<Waiter>, k: Key, n: usize, bitset: u32, out: &mut Ve
     }
 }
 
+/// Wakes up to `n` waiters on `uaddr` whose bitset matches. The scheduler is called with the
+/// bucket locked (lock order: futex bucket, then scheduler), so nothing is collected.
 fn wake(uaddr: u64, n: usize, bitset: u32) -> u64 {
     let k = key(uaddr);
-    let mut woken = Vec::new();
-    with_bucket(k, |b| take_waiters(b, k, n, bitset, &mut woken));
-    let count = woken.len() as u64;
-    for t in woken {
-        sched::wake(&t);
-    }
-    count
+    with_bucket(k, |b| {
+        let mut count = 0;
+        let mut i = 0;
+        while i < b.len() && count < n {
+            if b[i].key == k && b[i].bitset & bitset != 0 {
+                let w = b.remove(i);
+                w.thread.futex_woken.store(true, Relaxed);
+                sched::wake(&w.thread);
+                count += 1;
+            } else {
+                i += 1;
+            }
+        }
+        count as u64
+    })
 }
 
 fn requeue(

@@ -89,7 +89,11 @@ pub fn exit_to_user(frame: &mut TrapFrame, t: &crate::process::Thread) {
 #[inline(never)]
 fn exit_to_user_slow(frame: &mut TrapFrame) {
     crate::sched::preempt_point();
-    crate::signal::on_return_to_user(frame);
+    let t = crate::process::current();
+    let restart = (-516..=-512).contains(&(frame.rax as i64));
+    if restart || crate::signal::work_pending(t) {
+        crate::signal::on_return_to_user(frame);
+    }
     crate::rseq::on_return_to_user(frame);
 }
 

@@ -51,6 +51,41 @@ pub fn demo_path() -> Result<PathBuf, RunError> {
         .clone()
 }
 
+/// The default demo: `libc-shim/examples/demo.c` built against the libc shim with
+/// `libc-shim/ktls-cc` (once per process). It reads tid, uid and cpu three ways (raw KTLS
+/// load, vDSO, syscall) in the main thread and four threads, and says which way each came.
+pub fn shim_demo_path() -> Result<PathBuf, RunError> {
+    static SHIM_DEMO: OnceLock<Result<PathBuf, RunError>> = OnceLock::new();
+    SHIM_DEMO
+        .get_or_init(|| {
+            let root = workspace_root();
+            let out = root.join("target").join("guest").join("ktls-shim-demo");
+            let mut cmd = Command::new(root.join("libc-shim").join("ktls-cc"));
+            cmd.current_dir(root)
+                .args(["-O2", "-o"])
+                .arg(&out)
+                .arg(root.join("libc-shim").join("examples").join("demo.c"));
+            for (name, _) in std::env::vars_os() {
+                if let Some(n) = name.to_str() {
+                    if leaks_from_outer_cargo(n) {
+                        cmd.env_remove(n);
+                    }
+                }
+            }
+            let res = cmd.output().map_err(|e| {
+                RunError::Build(format!("cannot run libc-shim/ktls-cc to build the demo: {e}"))
+            })?;
+            if !res.status.success() {
+                return Err(RunError::Build(format!(
+                    "building the shim demo failed:\n{}",
+                    String::from_utf8_lossy(&res.stderr)
+                )));
+            }
+            Ok(out)
+        })
+        .clone()
+}
+
 /// The init that runs scripts (`ktls-init`, see [`crate::script`]), built once per process like
 /// the kernel.
 pub fn init_path() -> Result<PathBuf, RunError> {

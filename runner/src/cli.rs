@@ -2,7 +2,7 @@
 
 use crate::script::{self, ExitMode, ScriptCommand, ScriptOutcome};
 use crate::{
-    accel, compare, demo_path, run_captured, run_host, run_streaming, status, Accel, AccelChoice,
+    accel, compare, run_captured, shim_demo_path, run_host, run_streaming, status, Accel, AccelChoice,
     Add, Input, Machine, Outcome, RunConfig, RunError,
 };
 use std::ffi::{OsStr, OsString};
@@ -85,7 +85,7 @@ EXAMPLES:
 /// What to run.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Target {
-    /// The built-in demo (`ktls-demo`).
+    /// The built-in demo (the libc shim's `examples/demo.c`).
     Demo,
     /// A host program, as typed.
     Program(PathBuf),
@@ -401,7 +401,7 @@ fn execute(
         Accel::Tcg => AccelChoice::Tcg,
     };
     let program = match target {
-        Target::Demo => demo_path()?,
+        Target::Demo => shim_demo_path()?,
         Target::Program(p) => p,
         Target::Script(file) => return execute_script(config, &file),
     };

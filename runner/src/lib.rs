@@ -60,7 +60,7 @@ pub mod symbolize;
 mod util;
 
 pub use accel::{Accel, AccelChoice, AccelDecision, HostFacts};
-pub use build::{demo_path, kernel_path, workspace_root};
+pub use build::{demo_path, kernel_path, shim_demo_path, workspace_root};
 pub use host::{compare, run_host, Comparison, HostOutcome};
 pub use initramfs::Add;
 pub use qemu::{run_captured, run_streaming};

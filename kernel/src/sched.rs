@@ -139,6 +139,23 @@ fn pick_cpu(s: &Scheduler, t: &Thread) -> usize {
 }
 
 fn enqueue_locked(s: &mut Scheduler, t: Arc<Thread>) {
+    // Woken before its own CPU switched away from it (it set itself Blocked and has not
+    // reached `schedule` yet): it simply runs on. Queuing it would let another CPU resume
+    // it while it still runs here.
+    let home = t.cpu.load(Relaxed) as usize;
+    if s.cpus[home]
+        .current
+        .as_ref()
+        .is_some_and(|cur| Arc::ptr_eq(cur, &t))
+    {
+        t.set_state(State::Running);
+        return;
+    }
+    queue_on_best_cpu(s, t);
+}
+
+/// Queues `t` on the CPU `pick_cpu` chooses, waking that CPU if it is halted.
+fn queue_on_best_cpu(s: &mut Scheduler, t: Arc<Thread>) {
     if t.queued.swap(true, Relaxed) {
         return;
     }
@@ -178,19 +195,23 @@ pub fn wake(t: &Arc<Thread>) -> bool {
     true
 }
 
-/// Takes the next thread for CPU `c`, stealing from the busiest CPU when its queue is empty.
+/// Takes the next thread for CPU `c` (the first its affinity allows there), stealing from the
+/// busiest CPU when there is none.
 fn pick_next(s: &mut Scheduler, c: usize) -> Option<Arc<Thread>> {
-    if let Some(t) = s.cpus[c].queue.pop_front() {
-        return Some(t);
+    let q = &mut s.cpus[c].queue;
+    if let Some(pos) = q.iter().position(|t| allowed_on(t, c)) {
+        return q.remove(pos);
     }
     let victim = (0..MAX_CPUS)
         .filter(|&i| i != c && s.cpus[i].online && !s.cpus[i].queue.is_empty())
         .max_by_key(|&i| s.cpus[i].queue.len())?;
     let q = &mut s.cpus[victim].queue;
-    let pos = q
-        .iter()
-        .position(|t| t.affinity.load(Relaxed) & (1 << c) != 0)?;
+    let pos = q.iter().position(|t| allowed_on(t, c))?;
     q.remove(pos)
+}
+
+fn allowed_on(t: &Thread, c: usize) -> bool {
+    t.affinity.load(Relaxed) & (1 << c) != 0
 }
 
 /// Gives up the CPU: to the next runnable thread, or back to the caller if there is none and
@@ -206,12 +227,21 @@ pub fn schedule() {
             .current
             .clone()
             .expect("CPU without a current thread");
-        let prev_runs_on = prev.state() == State::Running && !prev.is_idle();
+        let mut prev_runs_on = prev.state() == State::Running && !prev.is_idle();
+        if prev_runs_on && !allowed_on(&prev, c) {
+            // Its affinity no longer includes this CPU: queue it where it may run (that CPU
+            // waits for `on_cpu` until this switch is done) and run something else here.
+            prev.set_state(State::Runnable);
+            queue_on_best_cpu(&mut s, prev.clone());
+            prev_runs_on = false;
+        }
         let next = loop {
             match pick_next(&mut s, c) {
                 Some(t) => {
                     t.queued.store(false, Relaxed);
-                    if t.state() == State::Runnable || Arc::ptr_eq(&t, &prev) {
+                    // A thread that is dead or blocked again is skipped (it leaves the queue).
+                    let prev_running = Arc::ptr_eq(&t, &prev) && prev.state() == State::Running;
+                    if t.state() == State::Runnable || prev_running {
                         break t;
                     }
                 }
@@ -346,10 +376,13 @@ pub fn tick(now_ns: u64) {
             }
         }
     }
-    let q = &mut s.cpus[this_cpu()];
+    let c = this_cpu();
+    let q = &mut s.cpus[c];
     q.slice = q.slice.saturating_sub(1);
-    if q.slice == 0 && !q.queue.is_empty() {
-        set_need_resched(this_cpu());
+    // A thread whose affinity was changed by another moves at the next tick.
+    let misplaced = q.current.as_ref().is_some_and(|t| !allowed_on(t, c));
+    if (q.slice == 0 && !q.queue.is_empty()) || misplaced {
+        set_need_resched(c);
     }
 }
 
@@ -413,6 +446,20 @@ pub fn block_current(deadline_ns: Option<u64>) {
     }
 }
 
+/// Undoes the caller's `set_state(Blocked)` when it finds it need not sleep after all. A waker
+/// may already have seen Blocked and queued the thread (on any CPU); then it goes through
+/// the scheduler, which finds it queued, rather than running on while another CPU could
+/// pick it from that queue.
+pub fn cancel_block() {
+    let t = process::current();
+    if t.state
+        .compare_exchange(State::Blocked as u8, State::Running as u8, Relaxed, Relaxed)
+        .is_err()
+    {
+        schedule();
+    }
+}
+
 /// Threads waiting for something, woken together.
 pub struct WaitQueue {
     waiters: Mutex<VecDeque<Arc<Thread>>>,
@@ -453,7 +500,7 @@ impl WaitQueue {
             });
             if let Some(v) = cond() {
                 self.remove(&t);
-                t.set_state(State::Running);
+                cancel_block();
                 return Ok(v);
             }
             schedule();

@@ -706,7 +706,7 @@ pub fn rt_sigtimedwait(set: u64, info: u64, timeout: u64, size: u64) -> SysResul
                     & (wanted | signal::deliverable(t))
                     != 0
                 {
-                    t.set_state(sched::State::Running);
+                    sched::cancel_block();
                     continue;
                 }
                 sched::block_current(None);

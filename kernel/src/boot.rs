@@ -118,6 +118,8 @@ pub fn start(initrd: &'static [u8]) -> ! {
         }
     };
     become_idle();
+    // Every CPU is online before the first user instruction (sched::online_cpus is exact).
+    crate::arch::smp::start_aps();
     let name = String::from_utf8_lossy(&req.exe).into_owned();
     let vfs = crate::fs::vfs();
     let ctx = ktls_vfs::KernelContext;

@@ -55,6 +55,7 @@ extern "C" fn kmain(start_info_phys: u32) -> ! {
     arch::switch::init_fpu(&features);
     gdt::init_cpu(0);
     apic::init();
+    arch::smp::init(&info, start_info_phys as u64, &features, options.fsgsbase);
     time::init();
     random::init(&features);
     info!(

@@ -3,6 +3,7 @@
 
 use super::cpu;
 use super::port::{inb, outb};
+use super::smp::MAX_CPUS;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 
 const LAPIC_PHYS: u64 = 0xfee0_0000;
@@ -19,6 +20,7 @@ pub const CONSOLE_VECTOR: u8 = 0x24;
 pub const SPURIOUS_VECTOR: u8 = 0xff;
 /// IPI that makes a CPU look at its run queue (and at pending signals of its thread).
 pub const RESCHED_VECTOR: u8 = 0xf0;
+const REG_ID: u64 = 0x20;
 const REG_ICR_LOW: u64 = 0x300;
 const REG_ICR_HIGH: u64 = 0x310;
 /// Timer interrupts per second.
@@ -44,26 +46,63 @@ fn lapic_read(reg: u64) -> u32 {
     unsafe { mmio(LAPIC_PHYS, reg).read_volatile() }
 }
 
-/// Sends a fixed interrupt `vector` to the CPU with APIC ID `apic_id`.
-pub fn send_ipi(apic_id: u32, vector: u8) {
+/// This CPU's local APIC ID.
+pub fn id() -> u32 {
+    lapic_read(REG_ID) >> 24
+}
+
+/// APIC ID of each CPU index (the index getcpu reports and the scheduler uses). The boot CPU
+/// is index 0; `smp` fills in the others from the MADT. Until then index = APIC ID.
+static APIC_IDS: [AtomicU32; MAX_CPUS] = {
+    let mut ids = [const { AtomicU32::new(0) }; MAX_CPUS];
+    let mut i = 0;
+    while i < MAX_CPUS {
+        ids[i] = AtomicU32::new(i as u32);
+        i += 1;
+    }
+    ids
+};
+
+/// Records that CPU index `cpu` has APIC ID `apic_id`.
+pub fn set_apic_id(cpu: usize, apic_id: u32) {
+    APIC_IDS[cpu].store(apic_id, Relaxed);
+}
+
+pub fn apic_id_of(cpu_index: u32) -> u32 {
+    APIC_IDS[cpu_index as usize % MAX_CPUS].load(Relaxed)
+}
+
+/// ICR delivery modes (bits 8..10).
+const DELIVERY_FIXED: u32 = 0;
+const DELIVERY_NMI: u32 = 4 << 8;
+
+fn send_icr(apic_id: u32, low: u32) {
     cpu::without_interrupts(|| {
         lapic_write(REG_ICR_HIGH, apic_id << 24);
-        lapic_write(REG_ICR_LOW, vector as u32);
+        lapic_write(REG_ICR_LOW, low);
         while lapic_read(REG_ICR_LOW) & (1 << 12) != 0 {
             core::hint::spin_loop();
         }
     });
 }
 
-// Used by SMP bring-up (arch::smp, being merged).
-#[allow(dead_code)]
+/// Sends a fixed interrupt `vector` to the CPU with index `cpu_index`.
+pub fn send_ipi(cpu_index: u32, vector: u8) {
+    send_icr(apic_id_of(cpu_index), DELIVERY_FIXED | vector as u32);
+}
+
+/// Sends an NMI to the CPU with index `cpu_index` (taken even with interrupts masked).
+pub fn send_nmi(cpu_index: u32) {
+    send_icr(apic_id_of(cpu_index), DELIVERY_NMI);
+}
+
+/// ICR delivery modes for `send_startup_ipi`.
+pub const ICR_INIT: u32 = 5;
+pub const ICR_STARTUP: u32 = 6;
+
 /// Sends INIT or STARTUP (`kind` = 5 or 6, with `vector` the start page) to `apic_id`.
 pub fn send_startup_ipi(apic_id: u32, kind: u32, vector: u8) {
-    lapic_write(REG_ICR_HIGH, apic_id << 24);
-    lapic_write(REG_ICR_LOW, (kind << 8) | (1 << 14) | vector as u32);
-    while lapic_read(REG_ICR_LOW) & (1 << 12) != 0 {
-        core::hint::spin_loop();
-    }
+    send_icr(apic_id, (kind << 8) | (1 << 14) | vector as u32);
 }
 
 /// Resched IPIs each CPU has taken (acknowledgements for `sched::barrier_on_cpus`).
@@ -81,7 +120,7 @@ pub fn ipis_seen(cpu: usize) -> u64 {
     IPIS_SEEN.get(cpu).map_or(0, |n| n.load(Relaxed))
 }
 
-/// Makes the CPU with scheduler index `cpu` (= APIC ID) enter the kernel soon, e.g. to
+/// Makes the CPU with scheduler index `cpu_index` enter the kernel soon, e.g. to
 /// notice a signal for the thread it runs. Nothing to do for this CPU.
 pub fn kick_cpu(cpu_index: u32) {
     if cpu_index != crate::arch::percpu::get().cpu_id() {
@@ -137,8 +176,6 @@ pub fn init() {
     route_ioapic(4, CONSOLE_VECTOR);
 }
 
-// Used by SMP bring-up (arch::smp, being merged).
-#[allow(dead_code)]
 /// Enables this CPU's local APIC and its periodic timer with the boot CPU's calibration.
 pub fn init_secondary() {
     lapic_write(REG_SVR, 0x100 | SPURIOUS_VECTOR as u32);
@@ -155,10 +192,10 @@ fn route_ioapic(gsi: u32, vector: u8) {
     let sel = mmio(IOAPIC_PHYS, 0);
     let win = mmio(IOAPIC_PHYS, 0x10);
     // SAFETY: the I/O APIC's index/data registers are in the direct map; the redirection
-    // entry sends an edge-triggered fixed interrupt to APIC ID 0 (the boot CPU).
+    // entry sends an edge-triggered fixed interrupt to this (the boot) CPU.
     unsafe {
         sel.write_volatile(0x10 + 2 * gsi + 1);
-        win.write_volatile(0);
+        win.write_volatile(id() << 24);
         sel.write_volatile(0x10 + 2 * gsi);
         win.write_volatile(vector as u32);
     }
@@ -166,4 +203,12 @@ fn route_ioapic(gsi: u32, vector: u8) {
 
 pub fn tsc_hz() -> u64 {
     TSC_HZ.load(Relaxed)
+}
+
+/// Busy-waits `us` microseconds on the TSC (calibrated in `init`).
+pub fn delay_us(us: u64) {
+    let end = cpu::rdtsc() + tsc_hz() * us / 1_000_000;
+    while cpu::rdtsc() < end {
+        core::hint::spin_loop();
+    }
 }

@@ -2,6 +2,7 @@
 //! map and copy layer), each block with the reason it holds; the rest of the kernel is safe
 //! Rust.
 
+pub mod acpi;
 pub mod apic;
 pub mod boot;
 pub mod cpu;
@@ -11,4 +12,5 @@ pub mod percpu;
 pub mod port;
 pub mod rtc;
 pub mod serial;
+pub mod smp;
 pub mod switch;

@@ -10,6 +10,7 @@ use super::frame::{self, Frame};
 use super::{phys_to_virt, PAGE_SIZE};
 use crate::arch::{boot, cpu};
 use alloc::collections::BTreeMap;
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use ktls_abi::mm::{PROT_EXEC, PROT_READ, PROT_WRITE};
 use ktls_abi::{Errno, USER_SPACE_END};
 use x86_64::structures::paging::{
@@ -505,12 +506,34 @@ pub fn activate_root(root: u64) {
     }
 }
 
+/// The boot identity map's PDPT, kept for `set_low_identity_map`.
+static IDENTITY_PDPT: AtomicU64 = AtomicU64::new(0);
+
 /// Removes the boot identity map of low memory from the master table.
 pub fn drop_identity_map() {
     let master = table_at(boot::boot_pml4_phys());
+    IDENTITY_PDPT.store(master[0].addr().as_u64(), Relaxed);
     master[0].set_unused();
     // SAFETY: reloading CR3 with the master table only flushes the TLB.
     unsafe { cpu::write_cr3(boot::boot_pml4_phys()) };
+}
+
+/// Puts the boot identity map back into the master table, or takes it out again: CPUs
+/// starting up turn paging on while running at a low physical address (arch::smp). Only
+/// the master table changes; user address spaces copy just its upper half. Removing it
+/// flushes this CPU; the others must not be using the master table by then.
+pub fn set_low_identity_map(on: bool) {
+    let master = table_at(boot::boot_pml4_phys());
+    let pdpt = IDENTITY_PDPT.load(Relaxed);
+    if on && pdpt != 0 {
+        master[0].set_addr(PhysAddr::new(pdpt), F::PRESENT | F::WRITABLE);
+    } else {
+        master[0].set_unused();
+        if cpu::read_cr3() & !0xfff == boot::boot_pml4_phys() {
+            // SAFETY: reloading CR3 with the master table only flushes the TLB.
+            unsafe { cpu::write_cr3(boot::boot_pml4_phys()) };
+        }
+    }
 }
 
 /// Maps one 2 MiB page of the direct map (RAM above the 4 GiB the boot tables cover).

@@ -16,7 +16,9 @@ const PF_FETCH: u64 = 1 << 4;
 #[no_mangle]
 pub extern "C" fn trap_entry(frame: &mut TrapFrame) {
     dispatch(frame);
-    if frame.came_from_user() {
+    // An NMI runs on its IST stack with NMIs blocked until its iretq: never switch threads
+    // or deliver signals from there (the next kernel entry will).
+    if frame.came_from_user() && frame.vector != 2 {
         crate::syscall::exit_to_user(frame, process::current());
     }
 }
@@ -39,7 +41,11 @@ fn dispatch(frame: &mut TrapFrame) {
             crate::fs::console_input_arrived();
         }
         v if v == apic::SPURIOUS_VECTOR as u64 => {}
-        2 => warn!("NMI at {:#x}", frame.rip),
+        2 => {
+            if !crate::arch::tlb::handle_nmi() {
+                warn!("NMI at {:#x}", frame.rip);
+            }
+        }
         v if v < 32 => exception(frame),
         v => {
             warn!("unexpected interrupt vector {v}");

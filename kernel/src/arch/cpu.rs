@@ -273,6 +273,11 @@ pub unsafe fn write_cr3(pml4_phys: u64) {
     unsafe { asm!("mov cr3, {}", in(reg) pml4_phys, options(nostack)) };
 }
 
+pub fn flush_tlb_page(addr: u64) {
+    // SAFETY: INVLPG only drops a TLB entry.
+    unsafe { asm!("invlpg [{}]", in(reg) addr, options(nostack)) };
+}
+
 /// Ends the QEMU run through isa-debug-exit (port 0xf4); QEMU exits with (code << 1) | 1.
 pub fn qemu_exit(code: u32) -> ! {
     super::port::outl(0xf4, code);

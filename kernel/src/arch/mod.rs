@@ -14,3 +14,4 @@ pub mod rtc;
 pub mod serial;
 pub mod smp;
 pub mod switch;
+pub mod tlb;

@@ -8,7 +8,7 @@
 
 use super::frame::{self, Frame};
 use super::{phys_to_virt, PAGE_SIZE};
-use crate::arch::{boot, cpu};
+use crate::arch::{boot, cpu, tlb};
 use alloc::collections::BTreeMap;
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use ktls_abi::mm::{PROT_EXEC, PROT_READ, PROT_WRITE};
@@ -132,6 +132,7 @@ impl AddressSpace {
 
     /// Makes this the address space the CPU uses.
     pub fn activate(&self) {
+        tlb::set_active(self.pml4.0);
         if cpu::read_cr3() & !0xfff != self.pml4.0 {
             // SAFETY: the upper half of every address space is the kernel's master half.
             unsafe { cpu::write_cr3(self.pml4.0) };
@@ -201,6 +202,7 @@ impl AddressSpace {
     fn unmap_pages(&mut self, start: u64, end: u64) {
         let mut mapper = self.mapper();
         let active = self.is_active();
+        let mut freed = alloc::vec::Vec::new();
         let mut addr = start;
         while addr < end {
             let page = Page::<Size4KiB>::containing_address(VirtAddr::new(addr));
@@ -210,9 +212,16 @@ impl AddressSpace {
                 } else {
                     flush.ignore();
                 }
-                frame::free(Frame(f.start_address().as_u64()));
+                freed.push(Frame(f.start_address().as_u64()));
             }
             addr += PAGE;
+        }
+        // Another CPU may still reach these frames through its TLB until it has flushed.
+        if !freed.is_empty() {
+            tlb::shootdown(self.pml4.0, start, end);
+        }
+        for f in freed {
+            frame::free(f);
         }
     }
 
@@ -336,6 +345,7 @@ impl AddressSpace {
                 addr += PAGE;
             }
         }
+        tlb::shootdown(self.pml4.0, start, end);
         Ok(())
     }
 
@@ -366,6 +376,7 @@ impl AddressSpace {
             }
             off += PAGE;
         }
+        tlb::shootdown(self.pml4.0, old, old + len);
         Ok(())
     }
 
@@ -469,9 +480,11 @@ impl AddressSpace {
 impl Drop for AddressSpace {
     fn drop(&mut self) {
         if self.is_active() {
+            tlb::set_active(boot::boot_pml4_phys());
             // SAFETY: the master table maps the kernel exactly as every address space does.
             unsafe { cpu::write_cr3(boot::boot_pml4_phys()) };
         }
+        tlb::wait_until_unused(self.pml4.0);
         let pml4 = table_at(self.pml4.0);
         for i in 0..256 {
             free_table_tree(&pml4[i], 3);

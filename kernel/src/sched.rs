@@ -123,6 +123,15 @@ pub fn online_cpus() -> usize {
     with_sched(|s| s.cpus.iter().filter(|c| c.online).count())
 }
 
+/// The online CPUs as a bit mask (bit i = CPU index i), e.g. for affinity masks.
+pub fn online_mask() -> u64 {
+    with_sched(|s| {
+        (0..MAX_CPUS)
+            .filter(|&i| s.cpus[i].online)
+            .fold(0, |m, i| m | 1 << i)
+    })
+}
+
 /// Picks the CPU a woken thread should run on: its home CPU if allowed and online, else the
 /// least loaded allowed one.
 fn pick_cpu(s: &Scheduler, t: &Thread) -> usize {

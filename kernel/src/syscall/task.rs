@@ -725,8 +725,7 @@ pub fn sched_setaffinity(pid: u64, len: u64, mask: u64) -> SysResult {
     let mut bytes = [0u8; 8];
     let n = (len as usize).min(8);
     uaccess::copy_from_user(&mut bytes[..n], mask)?;
-    let online = (1u64 << sched::online_cpus()) - 1;
-    let m = u64::from_le_bytes(bytes) & online;
+    let m = u64::from_le_bytes(bytes) & sched::online_mask();
     if m == 0 {
         return Err(Errno::EINVAL);
     }
@@ -745,7 +744,7 @@ pub fn sched_getaffinity(pid: u64, len: u64, mask: u64) -> SysResult {
     if len * 8 < ncpus || !len.is_multiple_of(8) {
         return Err(Errno::EINVAL);
     }
-    let m = t.affinity.load(Relaxed) & ((1u64 << ncpus) - 1);
+    let m = t.affinity.load(Relaxed) & sched::online_mask();
     UserPtr::<u64>::new(mask).write(&m)?;
     Ok(8)
 }

@@ -223,6 +223,48 @@ fn allowed_on(t: &Thread, c: usize) -> bool {
     t.affinity.load(Relaxed) & (1 << c) != 0
 }
 
+/// Sets `t`'s affinity and, as Linux, returns once `t` is on no CPU the new mask excludes:
+/// the caller moves itself right away; another thread queued on such a CPU is requeued; one
+/// running there is interrupted and moves at its return to user space, which we wait for.
+pub fn set_affinity(t: &Arc<Thread>, mask: u64) {
+    t.affinity.store(mask, Relaxed);
+    if core::ptr::eq(&**t, process::current()) {
+        if !allowed_on(t, this_cpu()) {
+            schedule();
+        }
+        return;
+    }
+    let deadline = crate::time::monotonic_ns() + 1_000_000_000;
+    loop {
+        let running_on = with_sched(|s| {
+            for c in (0..MAX_CPUS).filter(|&c| !allowed_on(t, c)) {
+                let q = &mut s.cpus[c].queue;
+                if let Some(pos) = q.iter().position(|x| Arc::ptr_eq(x, t)) {
+                    let x = q.remove(pos).expect("position just found");
+                    x.queued.store(false, Relaxed);
+                    queue_on_best_cpu(s, x);
+                }
+            }
+            let c = t.cpu.load(Relaxed) as usize;
+            let running = s.cpus[c]
+                .current
+                .as_ref()
+                .is_some_and(|x| Arc::ptr_eq(x, t));
+            (running && !allowed_on(t, c)).then_some(c)
+        });
+        let Some(c) = running_on else {
+            return;
+        };
+        if crate::time::monotonic_ns() > deadline {
+            // It stays in the kernel that long: it moves at its next return to user space.
+            return;
+        }
+        set_need_resched(c);
+        apic::kick_cpu(c as u32);
+        apic::delay_us(20);
+    }
+}
+
 /// Gives up the CPU: to the next runnable thread, or back to the caller if there is none and
 /// the caller can still run. A caller that set itself Blocked or Dead does not come back
 /// until woken (never, for Dead).

@@ -729,11 +729,7 @@ pub fn sched_setaffinity(pid: u64, len: u64, mask: u64) -> SysResult {
     if m == 0 {
         return Err(Errno::EINVAL);
     }
-    t.affinity.store(m, Relaxed);
-    if Arc::ptr_eq(&t, &current_arc()) && m & (1 << crate::arch::percpu::get().cpu_id()) == 0 {
-        // Move now: the scheduler puts us on an allowed CPU when we are requeued.
-        sched::schedule();
-    }
+    sched::set_affinity(&t, m);
     Ok(0)
 }
 

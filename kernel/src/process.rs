@@ -399,7 +399,7 @@ pub fn switch_to(t: &Arc<Thread>) {
     let pc = percpu::get();
     current_ptr::set(t);
     pc.set_kernel_stack(t.kernel_stack_top());
-    crate::mm::addrspace::activate_root(t.process.mm_root.load(Relaxed));
+    crate::mm::addrspace::activate_root(&t.process.mm_root);
 }
 
 pub fn find_process(pid: u32) -> Option<Arc<Process>> {

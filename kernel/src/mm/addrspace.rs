@@ -10,7 +10,7 @@ use super::frame::{self, Frame};
 use super::{phys_to_virt, PAGE_SIZE};
 use crate::arch::{boot, cpu, tlb};
 use alloc::collections::BTreeMap;
-use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use ktls_abi::mm::{PROT_EXEC, PROT_READ, PROT_WRITE};
 use ktls_abi::{Errno, USER_SPACE_END};
 use x86_64::structures::paging::{
@@ -508,14 +508,25 @@ fn free_table_tree(entry: &x86_64::structures::paging::page_table::PageTableEntr
     frame::free(Frame(phys));
 }
 
-/// Switches to the address space whose root table is `root` (from `root_phys` of a live
-/// AddressSpace), unless the CPU already uses it: the context switch's path, without locks.
-pub fn activate_root(root: u64) {
-    if cpu::read_cr3() & !0xfff != root {
-        // SAFETY: callers pass the root of a live address space (a process keeps its root in
-        // step with its AddressSpace, which lives at least as long as its threads run), and
-        // every address space maps the kernel's upper half.
-        unsafe { cpu::write_cr3(root) };
+/// Switches to the address space whose root table `root` holds (a process's `mm_root`, kept
+/// in step with its AddressSpace), unless the CPU already uses it: the context switch's
+/// path, without locks. The root is published for TLB shootdowns (`tlb::set_active`) and
+/// `root` read again: if execve replaced the address space in between, its new root is
+/// taken, so a root is never loaded after the old space's drop saw it unused and freed it.
+pub fn activate_root(root: &AtomicU64) {
+    let mut r = root.load(SeqCst);
+    loop {
+        tlb::set_active(r);
+        let again = root.load(SeqCst);
+        if again == r {
+            break;
+        }
+        r = again;
+    }
+    if cpu::read_cr3() & !0xfff != r {
+        // SAFETY: `r` is the root of a live address space (see above: its drop waits while
+        // any CPU has it published), and every address space maps the kernel's upper half.
+        unsafe { cpu::write_cr3(r) };
     }
 }
 

@@ -124,6 +124,9 @@ pub struct Thread {
     pub restore_sigmask_pending: AtomicBool,
     /// rseq / KTLS registration.
     pub rseq: crate::rseq::ThreadRseq,
+    /// The thread must end at its next return to user space (the group exits or another
+    /// thread execs); blocking waits treat it like a fatal signal.
+    pub must_exit: AtomicBool,
     /// Set by FUTEX_WAKE when it takes this thread off a futex queue.
     pub futex_woken: AtomicBool,
     /// The thread's name (PR_SET_NAME; the executable's base name at start).
@@ -301,6 +304,7 @@ impl Thread {
             restore_sigmask: Mutex::new(None),
             restore_sigmask_pending: AtomicBool::new(false),
             rseq: crate::rseq::ThreadRseq::new(),
+            must_exit: AtomicBool::new(false),
             futex_woken: AtomicBool::new(false),
             comm: Mutex::new(Vec::new()),
             cpu_ns: AtomicU64::new(0),
@@ -470,7 +474,8 @@ pub fn kill_other_threads(p: &Arc<Process>, except_tid: u32) {
         .cloned()
         .collect();
     for o in others {
-        o.pending.add(signal::SIGKILL, None);
+        // Not a SIGKILL: that would end the whole process, including the caller (execve).
+        o.must_exit.store(true, Relaxed);
         sched::wake(&o);
         crate::arch::apic::kick_cpu(o.cpu.load(Relaxed));
     }

@@ -127,7 +127,7 @@ pub fn deliverable(t: &Thread) -> SigSet {
 }
 
 pub fn pending(t: &Thread) -> bool {
-    deliverable(t) != 0 || t.process.is_exiting()
+    deliverable(t) != 0 || t.process.is_exiting() || t.must_exit.load(Relaxed)
 }
 
 /// What a signal does when its action is SIG_DFL.
@@ -194,6 +194,7 @@ pub fn on_return_to_user(frame: &mut TrapFrame) {
 pub fn work_pending(t: &Thread) -> bool {
     (t.pending.set() | t.process.shared_pending.set()) != 0
         || t.process.is_exiting()
+        || t.must_exit.load(Relaxed)
         || t.restore_sigmask_pending.load(Relaxed)
 }
 
@@ -202,7 +203,7 @@ pub fn work_pending(t: &Thread) -> bool {
 fn deliver_pending(frame: &mut TrapFrame, may_defer: bool) {
     let t = process::current();
     loop {
-        if t.process.is_exiting() {
+        if t.process.is_exiting() || t.must_exit.load(Relaxed) {
             process::exit_thread(0);
         }
         let mut allowed = !(t.sigmask.load(Relaxed) & !UNBLOCKABLE);

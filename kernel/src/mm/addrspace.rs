@@ -89,7 +89,13 @@ unsafe impl FrameAllocator<Size4KiB> for FramePool {
     }
 }
 
+/// PTE flags for a protection. PROT_NONE pages are not present (so every access faults, the
+/// copy layer's too) but keep their frame in the entry, so mprotect can make them accessible
+/// again with their contents; BIT_9 marks such "kept" entries.
 fn pte_flags(prot: u64) -> F {
+    if prot & (PROT_READ | PROT_WRITE | PROT_EXEC) == 0 {
+        return F::USER_ACCESSIBLE | F::NO_EXECUTE | F::BIT_9;
+    }
     let mut f = F::PRESENT | F::USER_ACCESSIBLE;
     if prot & PROT_WRITE != 0 {
         f |= F::WRITABLE;
@@ -199,20 +205,34 @@ impl AddressSpace {
         }
     }
 
+    /// The last-level entry for `addr`, if its page tables exist (the entry itself may be
+    /// unused, present, or a kept PROT_NONE entry).
+    fn leaf_entry(
+        &self,
+        addr: u64,
+    ) -> Option<&'static mut x86_64::structures::paging::page_table::PageTableEntry> {
+        let mut table = table_at(self.pml4.0);
+        for shift in [39u64, 30, 21] {
+            let e = &table[((addr >> shift) & 511) as usize];
+            if !e.flags().contains(F::PRESENT) {
+                return None;
+            }
+            table = table_at(e.addr().as_u64());
+        }
+        Some(&mut table[((addr >> 12) & 511) as usize])
+    }
+
     fn unmap_pages(&mut self, start: u64, end: u64) {
-        let mut mapper = self.mapper();
         let active = self.is_active();
         let mut freed = alloc::vec::Vec::new();
         let mut addr = start;
         while addr < end {
-            let page = Page::<Size4KiB>::containing_address(VirtAddr::new(addr));
-            if let Ok((f, flush)) = mapper.unmap(page) {
+            if let Some(e) = self.leaf_entry(addr).filter(|e| !e.is_unused()) {
+                freed.push(Frame(e.addr().as_u64()));
+                e.set_unused();
                 if active {
-                    flush.flush();
-                } else {
-                    flush.ignore();
+                    cpu::flush_tlb_page(addr);
                 }
-                freed.push(Frame(f.start_address().as_u64()));
             }
             addr += PAGE;
         }
@@ -398,7 +418,7 @@ impl AddressSpace {
                         continue;
                     }
                     for (i1, e1) in table_at(e2.addr().as_u64()).iter().enumerate() {
-                        if e1.flags().contains(F::PRESENT) {
+                        if !e1.is_unused() {
                             let addr = ((i4 as u64) << 39)
                                 | ((i3 as u64) << 30)
                                 | ((i2 as u64) << 21)
@@ -495,7 +515,13 @@ impl Drop for AddressSpace {
 
 /// Frees a lower-half page-table subtree: `level` 3 = PDPT, 2 = PD, 1 = PT, 0 = a leaf frame.
 fn free_table_tree(entry: &x86_64::structures::paging::page_table::PageTableEntry, level: u8) {
-    if !entry.flags().contains(F::PRESENT) {
+    // A leaf may be a kept PROT_NONE entry (not present, frame kept): it owns its frame too.
+    let owns = if level == 0 {
+        !entry.is_unused()
+    } else {
+        entry.flags().contains(F::PRESENT)
+    };
+    if !owns {
         return;
     }
     let phys = entry.addr().as_u64();

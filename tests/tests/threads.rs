@@ -77,3 +77,9 @@ fn busybox_sh_pipeline() {
         .stdout_is("a\n4\n")
         .run();
 }
+
+// A thread pins itself to each CPU in turn; sched_getcpu, getcpu and rseq agree every time.
+per_toolchain!(smp_affinity, |tc| run_smps("smp_affinity", tc, &[1, 2, 4]));
+
+// munmap/mprotect/mremap seen at once by threads on other CPUs (TLB shootdowns).
+per_toolchain!(smp_tlb, |tc| run_smps("smp_tlb", tc, &[2, 4]));

@@ -73,7 +73,9 @@ pub fn shim_demo_path() -> Result<PathBuf, RunError> {
                 }
             }
             let res = cmd.output().map_err(|e| {
-                RunError::Build(format!("cannot run libc-shim/ktls-cc to build the demo: {e}"))
+                RunError::Build(format!(
+                    "cannot run libc-shim/ktls-cc to build the demo: {e}"
+                ))
             })?;
             if !res.status.success() {
                 return Err(RunError::Build(format!(

@@ -2,8 +2,8 @@
 
 use crate::script::{self, ExitMode, ScriptCommand, ScriptOutcome};
 use crate::{
-    accel, compare, run_captured, shim_demo_path, run_host, run_streaming, status, Accel, AccelChoice,
-    Add, Input, Machine, Outcome, RunConfig, RunError,
+    accel, compare, run_captured, run_host, run_streaming, shim_demo_path, status, Accel,
+    AccelChoice, Add, Input, Machine, Outcome, RunConfig, RunError,
 };
 use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};

@@ -1,0 +1,274 @@
+/*
+ * Memory exhaustion.
+ *
+ * Without arguments (natively and on ktls): an mmap bomb in a child under RLIMIT_AS = 256 MiB
+ * gets ENOMEM before its address space exceeds the limit (1 MiB mappings, one big mapping, brk,
+ * mremap growth), can still use what it got, and the parent gets its free memory back.
+ *
+ * With the argument "oom" (ktls only: natively it would put the host's memory under pressure):
+ * a child with no RLIMIT_AS touches more memory than the machine has, 16 MiB at a time; the
+ * kernel must kill it with SIGKILL (Linux's OOM killer does) while the parent lives on, then
+ * the parent can still allocate and fork, and its free memory comes back. Twice, to show that
+ * the first time left the kernel sound.
+ *
+ * "info memfree ..." / "info heapused ..." lines: /proc/meminfo's MemFree and KernelHeapUsed
+ * (ktls) at the start and after each part; the harness checks them on ktls.
+ */
+#include "ktls_test.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MIB (1ul << 20)
+#define AS_LIMIT (256 * MIB)
+
+static long meminfo(const char *key)
+{
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f)
+        return -1;
+    char line[256];
+    long v = -1;
+    size_t n = strlen(key);
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, key, n) == 0 && line[n] == ':') {
+            v = strtol(line + n + 1, NULL, 10);
+            break;
+        }
+    fclose(f);
+    return v;
+}
+
+static void report_memory(const char *label)
+{
+    printf("info memfree %s %ld\n", label, meminfo("MemFree"));
+    long heap = meminfo("KernelHeapUsed");
+    if (heap >= 0)
+        printf("info heapused %s %ld\n", label, heap);
+}
+
+/* The size of the address space the child has mapped, from /proc/self/maps (0 if absent). */
+static unsigned long mapped_bytes(void)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f)
+        return 0;
+    unsigned long total = 0, a, b;
+    char line[512];
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "%lx-%lx", &a, &b) == 2 && !strstr(line, "[vsyscall]"))
+            total += b - a;
+    fclose(f);
+    return total;
+}
+
+/* Exit status bits of the mmap bomb child. */
+enum {
+    NO_ENOMEM = 1,
+    OVER_LIMIT = 2,
+    BIG_MAP_OK = 4,
+    BRK_GREW = 8,
+    MREMAP_GREW = 16,
+    UNUSABLE = 32,
+    SETUP = 64,
+};
+
+static int mmap_bomb_child(int report)
+{
+    struct rlimit r = {AS_LIMIT, AS_LIMIT};
+    if (setrlimit(RLIMIT_AS, &r) != 0)
+        return SETUP;
+    int bits = 0;
+    unsigned long got = 0;
+    void *first = NULL, *last = NULL;
+    long err = 0;
+    for (int i = 0; i < 4096; i++) {
+        long m = raw_syscall6(SYS_mmap, 0, MIB, PROT_READ | PROT_WRITE,
+                              MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m < 0 && m > -4096) {
+            err = -m;
+            break;
+        }
+        if (!first)
+            first = (void *)m;
+        last = (void *)m;
+        got += MIB;
+    }
+    if (err != ENOMEM)
+        bits |= NO_ENOMEM;
+    unsigned long maps = mapped_bytes();
+    /* The address space (code, data, stack and the bombs) stays within the limit. */
+    if ((maps && maps > AS_LIMIT) || got > AS_LIMIT)
+        bits |= OVER_LIMIT;
+    /* What we got is usable: touch the first and last MiB. */
+    if (first) {
+        memset(first, 0x11, MIB);
+        memset(last, 0x22, MIB);
+        if (((uint8_t *)first)[MIB - 1] != 0x11 || ((uint8_t *)last)[0] != 0x22)
+            bits |= UNUSABLE;
+    }
+    /* At the limit: one big mapping, brk growth and mremap growth all fail. */
+    long m = raw_syscall6(SYS_mmap, 0, 512 * MIB, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (!(m < 0 && m > -4096))
+        bits |= BIG_MAP_OK;
+    unsigned long brk0 = raw_syscall1(SYS_brk, 0);
+    unsigned long brk1 = raw_syscall1(SYS_brk, brk0 + 64 * MIB);
+    if (brk1 != brk0)
+        bits |= BRK_GREW;
+    if (last) {
+        long mr = raw_syscall6(SYS_mremap, (long)last, MIB, 128 * MIB, MREMAP_MAYMOVE, 0, 0);
+        if (!(mr < 0 && mr > -4096))
+            bits |= MREMAP_GREW;
+    }
+    char line[96];
+    int n = snprintf(line, sizeof line, "%lu %lu %ld\n", got / MIB, maps / MIB, err);
+    (void)!write(report, line, n);
+    return bits;
+}
+
+static void mmap_bomb(void)
+{
+    int p[2];
+    CHECK(pipe(p) == 0, "mmap bomb: a report pipe");
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(p[0]);
+        _exit(mmap_bomb_child(p[1]));
+    }
+    close(p[1]);
+    char line[96] = "";
+    (void)!read(p[0], line, sizeof line - 1);
+    close(p[0]);
+    int st = -1;
+    waitpid(pid, &st, 0);
+    unsigned long got = 0, maps = 0;
+    long err = 0;
+    sscanf(line, "%lu %lu %ld", &got, &maps, &err);
+    printf("info mmap bomb: %lu MiB mapped in 1 MiB pieces, address space %lu MiB, then "
+           "errno %ld\n",
+           got, maps, err);
+    int bits = WIFEXITED(st) ? WEXITSTATUS(st) : 0xff;
+    check(WIFEXITED(st) && !(bits & SETUP), "mmap bomb: the child set RLIMIT_AS to 256 MiB",
+          "status %#x", st);
+    check(!(bits & NO_ENOMEM), "mmap bomb: mmap fails with ENOMEM at RLIMIT_AS",
+          "%lu MiB mapped, then errno %ld", got, err);
+    check(!(bits & OVER_LIMIT), "mmap bomb: the address space never exceeds RLIMIT_AS",
+          "%lu MiB mapped, address space %lu MiB", got, maps);
+    check(got >= 128, "mmap bomb: most of the 256 MiB can be mapped", "only %lu MiB", got);
+    check(!(bits & UNUSABLE), "mmap bomb: the mapped memory is usable", "bits %#x", bits);
+    check(!(bits & BIG_MAP_OK), "mmap bomb: a 512 MiB mmap at the limit fails", "bits %#x",
+          bits);
+    check(!(bits & BRK_GREW), "mmap bomb: brk cannot grow past the limit", "bits %#x", bits);
+    check(!(bits & MREMAP_GREW), "mmap bomb: mremap cannot grow past the limit", "bits %#x",
+          bits);
+}
+
+/* Touches 16 MiB chunks until killed; reports progress (MiB) on `report`. */
+static int oom_child(int report, unsigned long stop_mib)
+{
+    unsigned long mib = 0;
+    while (mib < stop_mib) {
+        long m = raw_syscall6(SYS_mmap, 0, 16 * MIB, PROT_READ | PROT_WRITE,
+                              MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m < 0 && m > -4096)
+            return 10; /* mmap refused: the kernel did not overcommit */
+        for (unsigned long off = 0; off < 16 * MIB; off += 4096)
+            ((volatile uint8_t *)m)[off] = 1;
+        mib += 16;
+        char c = 'm';
+        (void)!write(report, &c, 1);
+    }
+    return 11; /* touched more than the machine has and lived */
+}
+
+static void oom(int round)
+{
+    long total_kib = meminfo("MemTotal");
+    CHECK(total_kib > 0, "oom: MemTotal in /proc/meminfo");
+    unsigned long stop = total_kib > 0 ? 2 * (unsigned long)total_kib / 1024 : 1024;
+    int p[2];
+    CHECK(pipe2(p, O_NONBLOCK) == 0, "oom: a report pipe");
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(p[0]);
+        fcntl(p[1], F_SETFL, 0);
+        _exit(oom_child(p[1], stop));
+    }
+    close(p[1]);
+    int st = -1;
+    unsigned long touched = 0;
+    for (;;) {
+        char buf[64];
+        ssize_t n = read(p[0], buf, sizeof buf);
+        if (n > 0)
+            touched += 16 * n;
+        pid_t w = waitpid(pid, &st, WNOHANG);
+        if (w == pid)
+            break;
+        struct timespec ts = {0, 2000000};
+        nanosleep(&ts, NULL);
+    }
+    char buf[256];
+    ssize_t n;
+    while ((n = read(p[0], buf, sizeof buf)) > 0)
+        touched += 16 * n;
+    close(p[0]);
+    printf("info oom round %d: the child touched %lu MiB of %ld MiB, then %s %d\n", round,
+           touched, total_kib / 1024, WIFSIGNALED(st) ? "signal" : "exit",
+           WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+    char what[96];
+    snprintf(what, sizeof what, "oom round %d: the child is killed with SIGKILL", round);
+    check(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, what,
+          "status %#x after %lu MiB (exit 10: mmap refused, 11: lived through %lu MiB)", st,
+          touched, stop);
+    /* The parent lives on: it can allocate, touch and fork. */
+    size_t sz = 8 * MIB;
+    uint8_t *q = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    int ok = q != MAP_FAILED;
+    if (ok) {
+        memset(q, 0x5a, sz);
+        ok = q[sz - 1] == 0x5a;
+        munmap(q, sz);
+    }
+    pid_t c = fork();
+    if (c == 0)
+        _exit(42);
+    int cst = -1;
+    if (c > 0)
+        waitpid(c, &cst, 0);
+    snprintf(what, sizeof what, "oom round %d: the parent then allocates 8 MiB and forks", round);
+    check(ok && WIFEXITED(cst) && WEXITSTATUS(cst) == 42, what, "mmap %s, child status %#x",
+          ok ? "ok" : "failed", cst);
+}
+
+int main(int argc, char **argv)
+{
+    setvbuf(stdout, NULL, _IONBF, 0);
+    /* Warm up stdio, /proc/meminfo, fork and pipes, then measure. */
+    (void)meminfo("MemFree");
+    pid_t w = fork();
+    if (w == 0)
+        _exit(0);
+    waitpid(w, NULL, 0);
+    report_memory("start");
+
+    if (argc > 1 && strcmp(argv[1], "oom") == 0) {
+        oom(1);
+        report_memory("after-oom-1");
+        oom(2);
+        report_memory("after-oom-2");
+    } else {
+        mmap_bomb();
+        report_memory("after-mmap-bomb");
+    }
+    return finish();
+}

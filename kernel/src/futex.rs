@@ -71,6 +71,10 @@ pub fn futex(
     if !uaddr.is_multiple_of(4) {
         return Err(Errno::EINVAL);
     }
+    // Linux's get_futex_key: an address outside user space is EFAULT for every command.
+    if !crate::mm::uaccess::is_user_range(uaddr, 4) {
+        return Err(Errno::EFAULT);
+    }
     match cmd {
         FUTEX_WAIT => {
             let deadline = relative_deadline(timeout)?;

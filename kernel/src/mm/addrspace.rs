@@ -195,6 +195,9 @@ impl AddressSpace {
 
     /// Unmaps [start, end): frees the pages and drops or trims the VMAs.
     pub fn remove_range(&mut self, start: u64, end: u64) {
+        if start >= end {
+            return;
+        }
         self.split_at(start);
         self.split_at(end);
         let keys: alloc::vec::Vec<u64> = self.vmas.range(start..end).map(|(k, _)| *k).collect();

@@ -144,6 +144,13 @@ pub fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -
     }
     let old_len = page_up(old_len).ok_or(Errno::EINVAL)?;
     let new_len = page_up(new_len).ok_or(Errno::EINVAL)?;
+    // Lengths beyond user space (a wrapped negative length) are EINVAL, as Linux.
+    if old_len > USER_TOP
+        || new_len > USER_TOP
+        || old.checked_add(old_len).is_none_or(|e| e > USER_TOP)
+    {
+        return Err(Errno::EINVAL);
+    }
     if new_len == 0 || old_len == 0 {
         // old_len 0 duplicates a shared mapping, which private memory cannot do.
         return Err(Errno::EINVAL);

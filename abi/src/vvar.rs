@@ -82,12 +82,25 @@ crate::assert_layout!(
     _reserved = 72,
 );
 
+/// The TSC-to-nanoseconds formula of the vvar page: `base_ns + ((tsc - base_tsc) * mult) >>
+/// shift`, the product in 128 bits. The kernel's own clocks, the vDSO and the tests all compute
+/// time with this one function, so a clock read through the vDSO and one through the syscall
+/// agree to the nanosecond and never run backwards relative to each other.
+pub const fn tsc_to_ns(tsc: u64, base_tsc: u64, mult: u64, shift: u32, base_ns: u64) -> u64 {
+    let delta = tsc.wrapping_sub(base_tsc) as u128;
+    base_ns.wrapping_add((delta * mult as u128).wrapping_shr(shift) as u64)
+}
+
 impl Vvar {
     /// CLOCK_MONOTONIC in nanoseconds at TSC value `tsc` (the vDSO's computation).
     pub const fn mono_ns(&self, tsc: u64) -> u64 {
-        let delta = tsc.wrapping_sub(self.base_tsc) as u128;
-        self.base_mono_ns
-            .wrapping_add(((delta * self.tsc_mult as u128) >> self.tsc_shift) as u64)
+        tsc_to_ns(
+            tsc,
+            self.base_tsc,
+            self.tsc_mult,
+            self.tsc_shift,
+            self.base_mono_ns,
+        )
     }
 
     /// CLOCK_REALTIME in nanoseconds at TSC value `tsc`.

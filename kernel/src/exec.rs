@@ -48,9 +48,16 @@ pub fn load(
         VmaKind::Stack,
     );
 
+    let hwcap2 = if cpu::fsgsbase_enabled() {
+        HWCAP2_FSGSBASE
+    } else {
+        0
+    };
+    let vdso = crate::vdso::map(&mut mm, hwcap2)?;
+
     let f = cpu::features();
     let auxv = ktls_loader::auxv_entries(&AuxvParams {
-        sysinfo_ehdr: None,
+        sysinfo_ehdr: Some(vdso),
         minsigstksz: MINSIGSTKSZ,
         hwcap: f.hwcap as u64,
         pagesz: PAGE_SIZE as u64,
@@ -66,11 +73,7 @@ pub fn load(
         gid: creds.gid as u64,
         egid: creds.egid as u64,
         secure: false,
-        hwcap2: if cpu::fsgsbase_enabled() {
-            HWCAP2_FSGSBASE
-        } else {
-            0
-        },
+        hwcap2,
         extra: crate::rseq::auxv(),
     });
     let mut random = [0u8; 16];

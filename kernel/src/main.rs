@@ -28,6 +28,7 @@ mod signal_frame;
 mod syscall;
 mod time;
 mod trap;
+mod vdso;
 
 use arch::boot::{HvmStartInfo, HVM_START_MAGIC, PHYS_OFFSET};
 use arch::{apic, cpu, gdt};

@@ -239,9 +239,12 @@ pub fn sys_rseq(addr: u64, len: u64, flags: u64, sig: u64) -> Result<u64, Errno>
             }
             write_ids(addr, t)?;
             reset_head_state(addr)?;
-            write_ktls_fields(addr, ktls::filled_size(len32, advertised_size()), t.tid, p)?;
+            let filled = ktls::filled_size(len32, advertised_size());
+            write_ktls_fields(addr, filled, t.tid, p)?;
             if let Some(fixed) = fix {
                 *p.rseq.ktls.lock() = Some(fixed);
+                // Every area of the process has this length, so this filled size.
+                crate::vdso::publish_ktls(p, fixed, filled);
             }
             *t.rseq.reg.lock() = Some(ThreadReg {
                 reg: abi::Registration {

@@ -55,6 +55,10 @@ pub enum VmaKind {
     Program,
     Heap,
     Stack,
+    /// The vvar page (read-only for user space; the kernel writes it, see `vdso`).
+    Vvar,
+    /// The vDSO image.
+    Vdso,
 }
 
 /// How a page fault was resolved.
@@ -160,6 +164,11 @@ impl AddressSpace {
             .next_back()
             .map(|(_, v)| v)
             .filter(|v| addr < v.end)
+    }
+
+    /// The lowest VMA of `kind` (the vvar page and the vDSO have one each).
+    pub fn find_kind(&self, kind: VmaKind) -> Option<&Vma> {
+        self.vmas.values().find(|v| v.kind == kind)
     }
 
     fn overlaps(&self, start: u64, end: u64) -> bool {
@@ -278,7 +287,7 @@ impl AddressSpace {
     }
 
     /// The frame behind a user page, if mapped.
-    fn frame_of(&self, addr: u64) -> Option<Frame> {
+    pub fn frame_of(&self, addr: u64) -> Option<Frame> {
         match self.mapper().translate(VirtAddr::new(addr)) {
             TranslateResult::Mapped { frame, .. } => Some(Frame(frame.start_address().as_u64())),
             _ => None,

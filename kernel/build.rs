@@ -1,6 +1,3 @@
-// The vDSO build, shared with the runner's tests: `build_vdso` and `VDSO_RUSTFLAGS`.
-include!("../vdso/build_support.rs");
-
 fn main() {
     let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap();
     println!("cargo:rerun-if-changed={dir}/linker.ld");
@@ -8,14 +5,27 @@ fn main() {
     println!("cargo:rustc-link-arg-bins=--no-dynamic-linker");
     println!("cargo:rustc-link-arg-bins=-z");
     println!("cargo:rustc-link-arg-bins=max-page-size=4096");
+    embed_vdso(std::path::Path::new(&dir));
+}
 
-    // The kernel embeds the vDSO image (src/vdso.rs), so it builds it first, with the vDSO's
-    // own flags into target/vdso (see vdso/build_support.rs).
-    let workspace = std::path::Path::new(&dir)
+/// The kernel embeds the vDSO image (src/vdso.rs): build it (with its own flags, into
+/// target/vdso: see vdso/image/src/build.rs), refuse an image the kernel could not map as it
+/// is, and tell src/vdso.rs where it is.
+fn embed_vdso(kernel_dir: &std::path::Path) {
+    let workspace = kernel_dir
         .parent()
         .expect("the kernel lives inside the workspace");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let image = build_vdso(&cargo, workspace).unwrap_or_else(|e| panic!("{e}"));
+    let image =
+        ktls_vdso_image::build::build_vdso(&cargo, workspace).unwrap_or_else(|e| panic!("{e}"));
+    let bytes = std::fs::read(&image).unwrap_or_else(|e| panic!("{}: {e}", image.display()));
+    if let Err(problems) = ktls_vdso_image::check::check(&bytes) {
+        panic!(
+            "the vDSO image {} is unusable:\n  {}",
+            image.display(),
+            problems.join("\n  ")
+        );
+    }
     println!("cargo:rustc-env=KTLS_VDSO_IMAGE={}", image.display());
     for input in ["vdso", "abi/src", "abi/Cargo.toml", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", workspace.join(input).display());

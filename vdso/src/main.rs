@@ -14,9 +14,9 @@
 //! answer (no TSC clock, a clock the vDSO does not serve, a process without KTLS, a thread
 //! without a live area, a field the kernel does not fill), it makes the system call itself.
 //!
-//! How it is built (see build.rs, vdso.lds and `.cargo/config.toml`): a `no_std` binary for
-//! `x86_64-unknown-none`, position-independent, linked by rust-lld with `-shared` into one R+X
-//! PT_LOAD. There are no relocations and no writable data: the only address the code needs, the
+//! How it is built (build.rs, vdso.lds, and the codegen flags in vdso/image/src/build.rs,
+//! which builds it for the kernel and the tests): a `no_std` binary for `x86_64-unknown-none`,
+//! position-independent, linked by rust-lld with `-shared` into one R+X PT_LOAD. There are no relocations and no writable data: the only address the code needs, the
 //! vvar page, is a fixed distance from the image's own ELF header (`__ehdr_start`), which a
 //! PC-relative `lea` reaches. So the kernel maps the file as it is, at any page-aligned
 //! address, and never patches it.

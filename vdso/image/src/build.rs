@@ -1,19 +1,24 @@
-// Building the vDSO image, shared by the kernel's build script (which embeds the image) and
-// the runner's tests (which check and run it): both `include!` this file, so there is one
-// place that knows how the vDSO is built.
-//
-// The vDSO needs codegen flags of its own (position-independent, small code model, no frame
-// pointers, unwind tables). The workspace's `.cargo/config.toml` sets the kernel's flags for
-// x86_64-unknown-none, and config files can only add to those (a later
-// `force-frame-pointers=no` does not undo an earlier `yes`), so the build sets
-// CARGO_ENCODED_RUSTFLAGS, which replaces them for the vDSO and its dependencies. By hand:
-//
-//     CARGO_ENCODED_RUSTFLAGS=$(printf -- '-Crelocation-model=pic\x1f-Ccode-model=small\x1f-Cforce-unwind-tables=yes') \
-//         cargo build --release -p ktls-vdso --target x86_64-unknown-none --target-dir target/vdso
-//
-// The output goes to its own target directory (`<workspace>/target/vdso`): the flags differ
-// from the kernel's, and a build script must not wait for the target directory its own
-// cargo holds locked.
+//! Building the vDSO image (`cargo build -p ktls-vdso`), for the kernel's build script (which
+//! embeds the image) and the tests (which check and run it).
+//!
+//! The vDSO needs codegen flags of its own (position-independent, small code model, no frame
+//! pointers, unwind tables). The workspace's `.cargo/config.toml` sets the kernel's flags for
+//! x86_64-unknown-none, and config files can only add to those (a later
+//! `force-frame-pointers=no` does not undo an earlier `yes`), so the build sets
+//! CARGO_ENCODED_RUSTFLAGS, which replaces them for the vDSO and its dependencies. By hand:
+//!
+//! ```sh
+//! CARGO_ENCODED_RUSTFLAGS=$(printf -- '-Crelocation-model=pic\x1f-Ccode-model=small\x1f-Cforce-unwind-tables=yes') \
+//!     cargo build --release -p ktls-vdso --target x86_64-unknown-none --target-dir target/vdso
+//! ```
+//!
+//! The output goes to its own target directory (`<workspace>/target/vdso`): the flags differ
+//! from the kernel's, and a build script must not wait for the target directory its own cargo
+//! holds locked.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 /// The codegen flags of the vDSO and its dependencies.
 pub const VDSO_RUSTFLAGS: [&str; 3] = [
@@ -24,12 +29,9 @@ pub const VDSO_RUSTFLAGS: [&str; 3] = [
 
 /// Builds `ktls-vdso` (release) with cargo `cargo` in `workspace` and returns the path of the
 /// image. Cargo's own freshness check makes repeated calls cheap.
-pub fn build_vdso(
-    cargo: &std::ffi::OsStr,
-    workspace: &std::path::Path,
-) -> Result<std::path::PathBuf, String> {
+pub fn build_vdso(cargo: &OsStr, workspace: &Path) -> Result<PathBuf, String> {
     let target_dir = workspace.join("target").join("vdso");
-    let mut cmd = std::process::Command::new(cargo);
+    let mut cmd = Command::new(cargo);
     cmd.current_dir(workspace)
         .args([
             "build",

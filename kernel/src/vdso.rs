@@ -112,7 +112,7 @@ impl VvarPage {
     }
 
     fn put<T: Copy>(&self, off: usize, v: T) {
-        debug_assert!(off + size_of::<T>() <= PAGE_SIZE && off % align_of::<T>() == 0);
+        debug_assert!(off + size_of::<T>() <= PAGE_SIZE && off.is_multiple_of(align_of::<T>()));
         // SAFETY: the page is a frame of the locked address space that only the kernel
         // writes (it is read-only for user space), `off` is the offset of a field of type `T`
         // in `Vvar`, and volatile stores keep their order for user space reading concurrently.

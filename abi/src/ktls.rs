@@ -881,7 +881,7 @@ mod tests {
         fn spec(tp: u64, offset: i64, filled: u32) -> Option<u64> {
             let area = tp.wrapping_add(offset as u64);
             let ok = tp != 0
-                && area % KTLS_ALIGN as u64 == 0
+                && area.is_multiple_of(KTLS_ALIGN as u64)
                 && area >= crate::mm::MMAP_MIN_ADDR
                 && rseq::access_ok(area, filled as u64);
             ok.then_some(area)

@@ -1,14 +1,27 @@
 /*
  * Crashes and hangs found by fuzz_syscalls.c, each minimized to a few calls, with Linux's
- * answer as the expectation. A kernel that still has the bug panics or hangs here (the runner
- * says so), rather than somewhere in a 30-second random run.
+ * answer as the expectation: `fuzz_regressions [CASE]`, every case without an argument. The
+ * harness runs each case in its own boot, so that one that panics or hangs the kernel does not
+ * hide the others.
  *
- *   1. Lengths that wrap around the address space: mremap(addr, -4096, ...) made ktls take a
- *      range whose end is before its start (a panic in its mapping tree). Linux refuses all
- *      of these with EINVAL (munmap, madvise, mremap) or ENOMEM (mprotect, msync, mincore).
- *   2. clone(CLONE_VM | CLONE_VFORK | CLONE_THREAD | CLONE_SIGHAND): the parent waits until
- *      the child releases the memory, which a thread does by exiting; ktls waited forever (and
- *      neither exit_group nor SIGKILL ended the process). Run in a child under a watchdog, last.
+ *   lengths       mremap/munmap/mprotect/madvise/mincore with lengths that wrap around the
+ *                 address space: Linux refuses them (EINVAL or ENOMEM). ktls panicked in its
+ *                 mapping tree on mremap(addr, -4096, 0x26, 0) ("range start is greater than
+ *                 range end in BTreeMap").
+ *   settid        clone with CLONE_PARENT_SETTID or CLONE_CHILD_SETTID and a tid pointer the
+ *                 kernel cannot write: Linux ignores the failed write, the child runs and is
+ *                 reaped. ktls returned EFAULT and left a half-made child that wait4 counts but
+ *                 that never ends.
+ *   pidfd         clone with CLONE_PIDFD and an unwritable pidfd pointer: Linux fails with
+ *                 EFAULT and creates no child.
+ *   group_kill    SIGKILL to a process group that holds such a half-made child (as the fuzzer's
+ *                 clean-up does): everything is reaped. ktls went into an endless "nested fault
+ *                 while reporting" loop.
+ *   vfork_thread  clone(CLONE_VM | CLONE_VFORK | CLONE_THREAD | CLONE_SIGHAND): the parent waits
+ *                 until the child releases the memory, which a thread does by exiting. ktls
+ *                 waited forever, and neither exit_group nor SIGKILL ended the process.
+ *
+ * Every case that could hang runs in a child under a watchdog.
  */
 #include "ktls_test.h"
 
@@ -23,7 +36,15 @@
 
 #define PAGE 4096l
 
-static void wrapping_lengths(void)
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+static void lengths(void)
 {
     static const long LENS[] = {-PAGE, -2 * PAGE};
     char what[128];
@@ -58,13 +79,15 @@ static void wrapping_lengths(void)
     }
 }
 
+/* ------------------------------------------------------------------------------------------ */
+
 static char clone_stack[16384] __attribute__((aligned(16)));
 
 /* clone whose child exits at once (SYS_exit), touching no memory. */
-static long clone_exit(long flags, long sp)
+static long clone_exit(long flags, long sp, long ptid, long ctid)
 {
     long ret;
-    register long r10 __asm__("r10") = 0;
+    register long r10 __asm__("r10") = ctid;
     register long r8 __asm__("r8") = 0;
     __asm__ volatile("syscall\n\t"
                      "test %%rax, %%rax\n\t"
@@ -75,10 +98,138 @@ static long clone_exit(long flags, long sp)
                      "ud2\n"
                      "1:"
                      : "=a"(ret)
-                     : "a"((long)SYS_clone), "D"(flags), "S"(sp), "d"(0l), "r"(r10), "r"(r8)
+                     : "a"((long)SYS_clone), "D"(flags), "S"(sp), "d"(ptid), "r"(r10), "r"(r8)
                      : "rcx", "r11", "memory");
     return ret;
 }
+
+/* Waits up to `ms` for any child; the pid, 0 if none ended, -1 with ECHILD if none exists. */
+static pid_t wait_any(long ms, int *status)
+{
+    for (long t = 0;; t += 10) {
+        pid_t w = waitpid(-1, status, WNOHANG | __WALL);
+        if (w != 0 || t >= ms)
+            return w;
+        sleep_ms(10);
+    }
+}
+
+/* Runs fn in a child that must end by itself within `ms`; its status, or -1 (then it was sent
+ * SIGKILL and not waited for: a kernel with the bug may never end it). */
+static int in_child_within(int (*fn)(long), long arg, long ms)
+{
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(fn(arg));
+    for (long t = 0; t <= ms; t += 10) {
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid)
+            return st;
+        sleep_ms(10);
+    }
+    kill(pid, SIGKILL);
+    return -1;
+}
+
+/* The bad tid pointers: not mapped, in the kernel half, and straddling the end of user space. */
+static const uintptr_t BAD_TID[] = {1, 0xffff800000000000ul, 0x7ffffffffffful};
+
+/* clone with CLONE_PARENT_SETTID (arg bit 0 clear) or CLONE_CHILD_SETTID (set) at BAD_TID[arg
+ * >> 1]: 0 when the child was made and then reaped with status 0. */
+static int settid_child(long arg)
+{
+    uintptr_t p = BAD_TID[arg >> 1];
+    long flags = (arg & 1 ? CLONE_CHILD_SETTID : CLONE_PARENT_SETTID) | SIGCHLD;
+    long r = clone_exit(flags, 0, (long)p, (long)p);
+    if (r < 0)
+        return 10 + (int)(-r & 0x3f);
+    int st = -1;
+    pid_t w = wait_any(2000, &st);
+    if (w == 0)
+        return 8; /* a child exists but never ends */
+    if (w != r || st != 0)
+        return 9;
+    return 0;
+}
+
+static void settid(void)
+{
+    char what[160];
+    for (long arg = 0; arg < 6; arg++) {
+        int st = in_child_within(settid_child, arg, 4000);
+        snprintf(what, sizeof what,
+                 "clone %s with the tid pointer at %#lx: the child runs and is reaped (the "
+                 "failed write is ignored)",
+                 arg & 1 ? "CLONE_CHILD_SETTID" : "CLONE_PARENT_SETTID",
+                 (unsigned long)BAD_TID[arg >> 1]);
+        check(st == 0, what,
+              "status %#x (exit 10+e: clone failed with errno e; 8: a child that never ends; "
+              "-1: hung)",
+              st);
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+static int pidfd_child(long arg)
+{
+    long r = clone_exit(CLONE_PIDFD | SIGCHLD, 0, (long)BAD_TID[arg], 0);
+    int st;
+    pid_t w = wait_any(500, &st);
+    if (r != -EFAULT)
+        return r > 0 ? 20 : 10 + (int)(-r & 0x3f);
+    if (!(w < 0 && errno == ECHILD))
+        return 8; /* a child was made after all */
+    return 0;
+}
+
+static void pidfd(void)
+{
+    char what[160];
+    for (long arg = 0; arg < 3; arg++) {
+        int st = in_child_within(pidfd_child, arg, 3000);
+        snprintf(what, sizeof what,
+                 "clone CLONE_PIDFD with the pidfd pointer at %#lx: EFAULT, no child",
+                 (unsigned long)BAD_TID[arg]);
+        check(st == 0, what,
+              "status %#x (exit 20: clone succeeded; 10+e: errno e; 8: a child exists)", st);
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+/* A process group whose leader tried a CLONE_CHILD_SETTID clone with a bad pointer, then
+ * waits; the parent kills the whole group and must be able to reap everything. */
+static void group_kill(void)
+{
+    int p[2];
+    CHECK(pipe(p) == 0, "a pipe");
+    fflush(stdout);
+    pid_t leader = fork();
+    if (leader == 0) {
+        setpgid(0, 0);
+        clone_exit(CLONE_CHILD_SETTID | SIGCHLD, 0, 0, 1);
+        (void)!write(p[1], "x", 1);
+        for (;;)
+            sleep_ms(1000);
+    }
+    setpgid(leader, leader);
+    char c;
+    CHECK(read(p[0], &c, 1) == 1, "the group leader made its clone");
+    CHECK(kill(-leader, SIGKILL) == 0, "SIGKILL to the process group");
+    int reaped = 0, st;
+    pid_t w;
+    while ((w = wait_any(3000, &st)) > 0)
+        reaped++;
+    check(w < 0 && errno == ECHILD && reaped >= 1,
+          "everything in the killed group is reaped, then ECHILD",
+          "%d reaped, then %s", reaped, w == 0 ? "a child that never ends" : "an error");
+    close(p[0]);
+    close(p[1]);
+}
+
+/* ------------------------------------------------------------------------------------------ */
 
 struct clone_args {
     uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid,
@@ -104,7 +255,7 @@ static long clone3_exit(struct clone_args *args)
 
 #define VFORK_THREAD (CLONE_VM | CLONE_VFORK | CLONE_THREAD | CLONE_SIGHAND)
 
-static int vfork_thread_child(int use_clone3)
+static int vfork_thread_child(long use_clone3)
 {
     long r;
     if (use_clone3) {
@@ -115,44 +266,48 @@ static int vfork_thread_child(int use_clone3)
         a.stack_size = sizeof clone_stack;
         r = clone3_exit(&a);
     } else {
-        r = clone_exit(VFORK_THREAD, (long)(clone_stack + sizeof clone_stack));
+        r = clone_exit(VFORK_THREAD, (long)(clone_stack + sizeof clone_stack), 0, 0);
     }
     return r > 0 ? 0 : 10 + (int)(-r & 0x3f);
 }
 
-/* Runs the vfork-thread clone in a child; gives it 5 s. */
-static int vfork_thread(int use_clone3)
+static void vfork_thread(void)
 {
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0)
-        _exit(vfork_thread_child(use_clone3));
-    for (int i = 0; i < 500; i++) {
-        int st;
-        pid_t w = waitpid(pid, &st, WNOHANG);
-        if (w == pid)
-            return st;
-        struct timespec ts = {0, 10000000};
-        nanosleep(&ts, NULL);
-    }
-    kill(pid, SIGKILL);
-    return -1; /* hung; not waited for (a kernel with the bug cannot end it) */
-}
-
-int main(void)
-{
-    setvbuf(stdout, NULL, _IONBF, 0);
-    wrapping_lengths();
-    int st = vfork_thread(0);
+    int st = in_child_within(vfork_thread_child, 0, 5000);
     check(st == 0,
           "clone(CLONE_VM|CLONE_VFORK|CLONE_THREAD|CLONE_SIGHAND): the parent resumes when the "
           "child thread exits",
-          st == -1 ? "the parent still waits after 5 s" : "child status %#x (10+e: errno e)", st);
-    if (st != -1) {
-        st = vfork_thread(1);
-        check(st == 0, "clone3 with the same flags: the parent resumes when the child exits",
-              st == -1 ? "the parent still waits after 5 s" : "child status %#x (10+e: errno e)",
-              st);
+          "status %#x (-1: the parent still waits after 5 s; 10+e: errno e)", st);
+    if (st == -1)
+        return; /* a second stuck process would not tell more */
+    st = in_child_within(vfork_thread_child, 1, 5000);
+    check(st == 0, "clone3 with the same flags: the parent resumes when the child exits",
+          "status %#x (-1: the parent still waits after 5 s; 10+e: errno e)", st);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+static const struct {
+    const char *name;
+    void (*run)(void);
+} CASES[] = {
+    {"lengths", lengths},       {"settid", settid},
+    {"pidfd", pidfd},           {"group_kill", group_kill},
+    {"vfork_thread", vfork_thread},
+};
+
+int main(int argc, char **argv)
+{
+    setvbuf(stdout, NULL, _IONBF, 0);
+    int ran = 0;
+    for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++)
+        if (argc < 2 || strcmp(argv[1], CASES[i].name) == 0) {
+            CASES[i].run();
+            ran++;
+        }
+    if (!ran) {
+        printf("FAIL no case named %s\n", argv[1]);
+        return 2;
     }
     return finish();
 }

@@ -165,6 +165,9 @@ static volatile int stop;
 static volatile int fuzz_failed;
 /* FUZZ_TRACE=1 (environment): every call of the fuzz threads is printed before it is made. */
 static int trace;
+/* FUZZ_CALLS=N (environment): each thread stops after N calls (to bisect a finding: with one
+ * thread and no chaos children, a seed gives the same N calls every time). */
+static long max_calls = -1;
 /* FUZZ_CHAOS=0 (environment): no chaos children (to bisect a finding). */
 static int chaos_alive = CHAOS_ALIVE;
 static int have_ktls;
@@ -2046,7 +2049,7 @@ static void *fuzz_thread(void *arg)
         sched_yield();
     if (have_ktls)
         sc4(334, tls_area, 128, RSEQ_FLAG_KTLS, RSEQ_SIG); /* the process's offset is set */
-    while (!stop) {
+    while (!stop && (max_calls < 0 || c->slot->calls < max_calls)) {
         struct call k;
         gen_call(c, &k);
         do_call(c, &k);
@@ -2260,7 +2263,7 @@ static int fuzz_process(double seconds, uint64_t seed, int threads)
             if (slots[t].calls != last_calls[t]) {
                 last_calls[t] = slots[t].calls;
                 last_progress[t] = now;
-            } else if (now - last_progress[t] > STUCK_S) {
+            } else if (!slots[t].done && now - last_progress[t] > STUCK_S) {
                 report_stuck(t, now - last_progress[t]);
                 failed = 1;
             }
@@ -2399,6 +2402,8 @@ int main(int argc, char **argv)
     }
     if (getenv("FUZZ_CHAOS"))
         chaos_alive = atoi(getenv("FUZZ_CHAOS"));
+    if (getenv("FUZZ_CALLS"))
+        max_calls = atol(getenv("FUZZ_CALLS"));
 
     prctl(PR_SET_CHILD_SUBREAPER, 1);
     /* Signals the fuzz process's children could send us (it sends none on purpose). */

@@ -286,17 +286,35 @@ fn summarize_log(log: &str, keep: usize) -> String {
 
 /// Native run (must pass), then the ktls run with `smp` CPUs and `extra` checks.
 fn run_case(case: &Case, smp: u32, extra: impl Fn(&Outcome) -> Vec<String>) {
-    let native = case.run_native();
-    if native_only() {
-        return;
+    run_cases(std::slice::from_ref(case), smp, extra);
+}
+
+/// [`run_case`] for several cases, each in its own boot; fails at the end with every report,
+/// so that a case that panics or hangs the kernel does not hide the others.
+fn run_cases(cases: &[Case], smp: u32, extra: impl Fn(&Outcome) -> Vec<String>) {
+    let mut reports = Vec::new();
+    for case in cases {
+        let native = case.run_native();
+        if native_only() {
+            continue;
+        }
+        let guest = Guest {
+            case,
+            smp,
+            timeout: GUEST_TIMEOUT,
+        };
+        if let Err(r) = guest.run(Some(&native.stdout), &extra) {
+            reports.push(r);
+        }
     }
-    let guest = Guest {
-        case,
-        smp,
-        timeout: GUEST_TIMEOUT,
-    };
-    if let Err(r) = guest.run(Some(&native.stdout), extra) {
-        panic!("{r}");
+    match reports.len() {
+        0 => {}
+        1 => panic!("{}", reports[0]),
+        n => panic!(
+            "{n} of {} case(s) failed on ktls:\n\n{}",
+            cases.len(),
+            reports.join("\n")
+        ),
     }
 }
 
@@ -517,15 +535,27 @@ fn fuzz_syscalls() {
     }
 }
 
-// Crashes and hangs the fuzzer found, each minimized to a few calls.
-per_toolchain!(
+/// The cases of `fuzz_regressions.c`, each run in its own boot.
+const REGRESSIONS: [&str; 5] = ["lengths", "settid", "pidfd", "group_kill", "vfork_thread"];
+
+// Crashes and hangs the fuzzer found, each minimized to a few calls, each case in its own boot
+// (one that panics or hangs the kernel would hide the rest).
+two_toolchains!(
     fuzz_regressions,
     ignore = "known ktls kernel gap, see the issue 7 note",
     |tc| {
         let Some(case) = c_case("fuzz_regressions", tc) else {
             return;
         };
-        run_case(&case.self_checking().compare(same_checks), 1, no_extra);
+        let cases: Vec<Case> = REGRESSIONS
+            .iter()
+            .map(|r| {
+                let mut c = case.clone().arg(*r).self_checking().compare(same_checks);
+                c.name = format!("{} {r}", c.name);
+                c
+            })
+            .collect();
+        run_cases(&cases, 1, no_extra);
     }
 );
 

@@ -26,7 +26,12 @@ pub fn load(
     creds: &Creds,
 ) -> Result<Image, Errno> {
     let plan = ktls_loader::plan(file, PIE_BASE).map_err(|e| {
-        info!("exec {}: {}", core::str::from_utf8(path).unwrap_or("?"), e);
+        // Debug formatting escapes newlines: a path must not forge log lines.
+        info!(
+            "exec {:?}: {}",
+            alloc::string::String::from_utf8_lossy(path),
+            e
+        );
         e.errno()
     })?;
     let mut mm = AddressSpace::new()?;

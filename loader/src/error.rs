@@ -143,7 +143,7 @@ impl fmt::Display for LoadError {
             DynamicallyLinked { interpreter } => {
                 f.write_str("program is dynamically linked")?;
                 if let Some(i) = interpreter {
-                    write!(f, " (interpreter {i})")?;
+                    write!(f, " (interpreter {i:?})")?;
                 }
                 f.write_str("; ktls runs static executables only")
             }

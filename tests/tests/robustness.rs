@@ -648,12 +648,16 @@ two_toolchains!(exhaust_procs, |tc| {
     run_case(&case.self_checking().compare(exhaust_compare), 1, no_extra);
 });
 
-two_toolchains!(exhaust_memory, |tc| {
-    let Some(case) = c_case("exhaust_memory", tc) else {
-        return;
-    };
-    run_case(&case.self_checking().compare(exhaust_compare), 1, no_extra);
-});
+two_toolchains!(
+    exhaust_memory,
+    ignore = "known ktls kernel gap, see the issue 7 note",
+    |tc| {
+        let Some(case) = c_case("exhaust_memory", tc) else {
+            return;
+        };
+        run_case(&case.self_checking().compare(exhaust_compare), 1, no_extra);
+    }
+);
 
 two_toolchains!(
     exhaust_files,

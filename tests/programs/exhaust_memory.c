@@ -5,6 +5,11 @@
  * gets ENOMEM before its address space exceeds the limit (1 MiB mappings, one big mapping, brk,
  * mremap growth), can still use what it got, and the parent gets its free memory back.
  *
+ * Also without arguments: 40 children each touch 1 MiB and die of a fault (SIGSEGV from a NULL
+ * write or a write to a read-only page, SIGBUS from reading a file mapping past the end of the
+ * file, SIGILL from ud2, SIGFPE from a division by zero), and 10 die of SIGKILL while blocked: their memory must come
+ * back as it does after a plain exit (the harness compares the memfree lines on ktls).
+ *
  * With the argument "oom" (ktls only: natively it would put the host's memory under pressure):
  * a child with no RLIMIT_AS touches more memory than the machine has, 16 MiB at a time; the
  * kernel must kill it with SIGKILL (Linux's OOM killer does) while the parent lives on, then
@@ -171,6 +176,94 @@ static void mmap_bomb(void)
           bits);
 }
 
+/* A child's way to die after touching 1 MiB. */
+static void die_of_fault(int how)
+{
+    uint8_t *m = mmap(NULL, MIB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        _exit(3);
+    memset(m, 0x33, MIB);
+    switch (how) {
+    case 0:
+        *(volatile int *)0 = 1;
+        break;
+    case 1:
+        /* Write to what we made read-only. */
+        mprotect(m, MIB, PROT_READ);
+        *(volatile uint8_t *)m = 1;
+        break;
+    case 2: {
+        FILE *f = tmpfile();
+        if (!f)
+            _exit(4);
+        volatile uint8_t *p = mmap(NULL, 8192, PROT_READ, MAP_PRIVATE, fileno(f), 0);
+        if (p == MAP_FAILED)
+            _exit(5);
+        (void)p[4096]; /* beyond the end of the (empty) file: SIGBUS */
+        break;
+    }
+    case 3:
+        __asm__ volatile("ud2");
+        break;
+    default: {
+        int q = 1, d = 0;
+        __asm__ volatile("cltd; idivl %1" : "+a"(q) : "r"(d) : "rdx");
+        break;
+    }
+    }
+    _exit(6);
+}
+
+static void fault_deaths(void)
+{
+    static const int SIGS[] = {SIGSEGV, SIGSEGV, SIGBUS, SIGILL, SIGFPE};
+    int wrong = 0;
+    for (int i = 0; i < 40; i++) {
+        fflush(stdout);
+        pid_t pid = fork();
+        if (pid == 0)
+            die_of_fault(i % 5);
+        int st = -1;
+        waitpid(pid, &st, 0);
+        if (!(WIFSIGNALED(st) && WTERMSIG(st) == SIGS[i % 5])) {
+            if (!wrong)
+                printf("FAIL fault death %d: status %#x, want signal %d\n", i % 5, st,
+                       SIGS[i % 5]);
+            wrong++;
+        }
+    }
+    check(wrong == 0, "40 children that touched 1 MiB each die of their faults", "%d wrong",
+          wrong);
+    int ready[2], never[2];
+    CHECK(pipe(ready) == 0 && pipe(never) == 0, "pipes");
+    int killed = 0;
+    for (int i = 0; i < 10; i++) {
+        fflush(stdout);
+        pid_t pid = fork();
+        if (pid == 0) {
+            uint8_t *m = mmap(NULL, MIB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (m != MAP_FAILED)
+                memset(m, 0x44, MIB);
+            char c;
+            (void)!write(ready[1], "r", 1);
+            (void)!read(never[0], &c, 1); /* nobody writes: blocks until killed */
+            _exit(7);
+        }
+        char c;
+        (void)!read(ready[0], &c, 1);
+        kill(pid, SIGKILL);
+        int st = -1;
+        waitpid(pid, &st, 0);
+        killed += WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL;
+    }
+    check(killed == 10, "10 children that touched 1 MiB each die of SIGKILL", "%d of 10",
+          killed);
+    close(ready[0]);
+    close(ready[1]);
+    close(never[0]);
+    close(never[1]);
+}
+
 /* Touches 16 MiB chunks until killed; reports progress (MiB) on `report`. */
 static int oom_child(int report, unsigned long stop_mib)
 {
@@ -269,6 +362,8 @@ int main(int argc, char **argv)
     } else {
         mmap_bomb();
         report_memory("after-mmap-bomb");
+        fault_deaths();
+        report_memory("after-fault-deaths");
     }
     return finish();
 }

@@ -71,8 +71,11 @@ static void lengths(void)
         WRAP(raw_syscall2(SYS_munmap, a, len), EINVAL, "munmap");
         WRAP(raw_syscall3(SYS_mprotect, a, len, PROT_READ), ENOMEM, "mprotect");
         WRAP(raw_syscall3(SYS_madvise, a, len, MADV_DONTNEED), EINVAL, "madvise(MADV_DONTNEED)");
-        WRAP(raw_syscall3(SYS_mincore, a, len, a + PAGE), ENOMEM, "mincore");
 #undef WRAP
+        /* mincore changes nothing; a kernel without it says ENOSYS (and names it in its log). */
+        long r = raw_syscall3(SYS_mincore, a, len, a + PAGE);
+        snprintf(what, sizeof what, "mincore with length %ld: ENOMEM (or ENOSYS)", len);
+        check(r == -ENOMEM || r == -ENOSYS, what, "got %ld", r);
         snprintf(what, sizeof what, "after the length %ld calls, the mapping is intact", len);
         check(a[0] == 1 && raw_syscall2(SYS_munmap, a, 4 * PAGE) == 0, what, "a[0] = %d",
               a[0]);

@@ -98,7 +98,7 @@ pub fn init_path() -> Result<PathBuf, RunError> {
 
 /// Environment variables that must not leak from an outer cargo into the inner build: they
 /// would redirect its output, change its target or flags, or wrap rustc in clippy.
-fn leaks_from_outer_cargo(name: &str) -> bool {
+pub(crate) fn leaks_from_outer_cargo(name: &str) -> bool {
     const EXACT: &[&str] = &[
         "CARGO",
         "CARGO_MAKEFLAGS",
@@ -135,7 +135,7 @@ fn leaks_from_outer_cargo(name: &str) -> bool {
 }
 
 /// The cargo to run: the one running us if any (`$CARGO`), else `cargo` from `PATH`.
-fn cargo() -> OsString {
+pub(crate) fn cargo() -> OsString {
     std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
 }
 

@@ -18,6 +18,7 @@ USAGE:
     ktls run [OPTIONS] PROGRAM [ARGS...]    boot ktls and run PROGRAM with ARGS
     ktls run [OPTIONS] --script FILE        boot ktls once and run the commands in FILE
     ktls demo [OPTIONS] [ARGS...]           the demo, with arguments
+    ktls bench [ARGS...]                    the benchmarks (package ktls-bench; ktls bench --help)
     ktls --help | --version
 
 PROGRAM is a static x86_64 executable on this host; a name without '/' is looked up in PATH.
@@ -358,6 +359,9 @@ fn usage_error(msg: &str) -> i32 {
 
 /// Runs the command line (the arguments after the program name); returns the exit status.
 pub fn main(args: Vec<OsString>) -> i32 {
+    if args.first().is_some_and(|a| a == "bench") {
+        return crate::bench::main(&args[1..]);
+    }
     let cmd = match parse(&args) {
         Ok(c) => c,
         Err(msg) => return usage_error(&msg),

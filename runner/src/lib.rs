@@ -48,6 +48,7 @@
 //! * `KTLS_QEMU=/path`: the QEMU binary (default `qemu-system-x86_64` from `PATH`).
 
 pub mod accel;
+pub mod bench;
 pub mod build;
 pub mod cli;
 pub mod console;

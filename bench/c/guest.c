@@ -25,7 +25,9 @@ typedef long i64;
 
 #define REPS 9
 
+#define SYS_read 0
 #define SYS_write 1
+#define SYS_open 2
 #define SYS_mmap 9
 #define SYS_munmap 11
 #define SYS_madvise 28
@@ -35,13 +37,14 @@ typedef long i64;
 #define SYS_getuid 102
 #define SYS_getppid 110
 #define SYS_arch_prctl 158
-#define SYS_iopl 172
 #define SYS_ioperm 173
 #define SYS_reboot 169
 #define SYS_gettid 186
 #define SYS_futex 202
 #define SYS_sched_setaffinity 203
 #define SYS_exit_group 231
+#define SYS_mkdir 83
+#define SYS_mount 165
 #define SYS_nanosleep 35
 #define SYS_getcpu 309
 #define SYS_rseq 334
@@ -547,14 +550,27 @@ static void measure_pingpong(void)
 }
 
 /* ---- profiling: one operation between the global labels prof_begin_OP and prof_end_OP, for
- * a debugger that single-steps from one to the other (bench/profile.py) ---- */
+ * a debugger that single-steps from one to the other (bench/profile.py). Each is done once
+ * before, so the marked one finds warm caches and mapped pages. ---- */
 
-static void __attribute__((noinline)) profile_getppid(void)
+static void __attribute__((noinline)) profile_syscall(u64 nr)
 {
-	sys0(SYS_getppid);
-	__asm__ volatile(".globl prof_begin_getppid\nprof_begin_getppid:\n"
-			 "mov $110, %%eax\n syscall\n"
-			 ".globl prof_end_getppid\nprof_end_getppid:\n" ::: "rax", "rcx", "r11", "memory");
+	sys0(nr);
+	__asm__ volatile(".globl prof_begin_syscall\nprof_begin_syscall:\n"
+			 "syscall\n"
+			 ".globl prof_end_syscall\nprof_end_syscall:\n"
+			 : "+a"(nr)
+			 : "D"(0L), "S"(0L), "d"(0L)
+			 : "rcx", "r11", "memory");
+}
+
+static void __attribute__((noinline)) profile_vdso(void *fn)
+{
+	((void (*)(void))fn)();
+	__asm__ volatile(".globl prof_begin_vdso\nprof_begin_vdso:\n"
+			 "call *%0\n"
+			 ".globl prof_end_vdso\nprof_end_vdso:\n" ::"r"(fn)
+			 : "rax", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11", "memory");
 }
 
 static void __attribute__((noinline)) profile_fault(void)
@@ -597,6 +613,41 @@ static int streq(const char *a, const char *b)
 	return *a == *b;
 }
 
+/* The rest of `s` after `prefix`, or 0. */
+static const char *after(const char *s, const char *prefix)
+{
+	while (*prefix)
+		if (*s++ != *prefix++)
+			return 0;
+	return s;
+}
+
+/* Linux's kernel symbols for bench/profile.py (Debian's System.map is a placeholder). */
+static void dump_kallsyms(void)
+{
+	static char buf[65536];
+	sys2(SYS_mkdir, "/proc", 0555);
+	sys6(SYS_mount, (i64) "proc", (i64) "/proc", (i64) "proc", 0, 0, 0);
+	i64 fd = sys2(SYS_open, "/proc/kallsyms", 0);
+	if (fd < 0)
+		return;
+	puts_("@kb kallsyms begin");
+	line_end();
+	for (;;) {
+		i64 n = sys3(SYS_read, fd, buf, sizeof buf);
+		if (n <= 0)
+			break;
+		for (i64 off = 0; off < n;) {
+			i64 w = sys3(SYS_write, 1, buf + off, n - off);
+			if (w <= 0)
+				break;
+			off += w;
+		}
+	}
+	puts_("@kb kallsyms end");
+	line_end();
+}
+
 /* ---- startup ---- */
 
 struct utsname {
@@ -635,7 +686,16 @@ void bench_main(u64 *sp, u64 boot_tsc)
 		case AT_RSEQ_FEATURE_SIZE: rseq_fsz = auxv[1]; break;
 		}
 	}
-	int linux_init = argc > 1 && argv[1][0] == 'l';
+	/* Arguments may come in any order: Linux passes kernel parameters it does not know (such
+	 * as nokaslr) to init too. */
+	int linux_init = 0;
+	const char *op = 0;
+	for (int i = 1; i < argc; i++) {
+		if (streq(argv[i], "linux"))
+			linux_init = 1;
+		if (after(argv[i], "profile-"))
+			op = argv[i];
+	}
 
 	puts_("@kb boot ");
 	putu(boot_tsc);
@@ -693,6 +753,32 @@ void bench_main(u64 *sp, u64 boot_tsc)
 	putu((u64)-ktls_off);
 	line_end();
 
+	if (op) {
+		/* `guest KERNEL profile-OP`: one marked operation for bench/profile.py. */
+		const char *nr_text = after(op, "profile-sys-");
+		if (nr_text) {
+			u64 nr = 0;
+			for (const char *c = nr_text; *c >= '0' && *c <= '9'; c++)
+				nr = nr * 10 + (u64)(*c - '0');
+			profile_syscall(nr);
+		} else if (streq(op, "profile-vdso-gettid") && v_gettid)
+			profile_vdso(v_gettid);
+		else if (streq(op, "profile-fault"))
+			profile_fault();
+		else if (streq(op, "profile-pingpong"))
+			profile_pingpong();
+		else if (streq(op, "profile-thread"))
+			profile_thread();
+		else {
+			puts_("@kb na profile unknown_operation ");
+			puts_(op);
+			line_end();
+		}
+		if (linux_init)
+			dump_kallsyms();
+		finish(linux_init);
+	}
+
 	if (linux_init) {
 		/* Let the boot's background work (kworkers, RCU, deferred initcalls) settle. With
 		 * -icount sleep=off, idle time passes instantly. */
@@ -702,21 +788,6 @@ void bench_main(u64 *sp, u64 boot_tsc)
 		sys2(SYS_nanosleep, &ts, 0);
 	}
 
-	if (argc > 2) {
-		/* `guest KERNEL profile-OP`: one marked operation for bench/profile.py. */
-		const char *op = argv[2];
-		if (streq(op, "profile-getppid"))
-			profile_getppid();
-		else if (streq(op, "profile-fault"))
-			profile_fault();
-		else if (streq(op, "profile-pingpong"))
-			profile_pingpong();
-		else if (streq(op, "profile-thread"))
-			profile_thread();
-		else
-			na("profile", "unknown_operation");
-		finish(linux_init);
-	}
 
 	base(N_CHEAP);
 	base(N_SYSCALL);

@@ -491,8 +491,8 @@ pub fn targets(r: &Results) -> Vec<Target> {
     out
 }
 
-/// A number for people: integers as integers, others with one decimal from 10 up and two
-/// below, without trailing zeros.
+/// A number for people: integers as integers; otherwise one decimal from 10 up, two from 1 up,
+/// and two significant digits below 1; no trailing zeros.
 pub fn num(x: f64) -> String {
     if !x.is_finite() {
         return "?".into();
@@ -502,8 +502,11 @@ pub fn num(x: f64) -> String {
         format!("{x:.0}")
     } else if a >= 10.0 {
         format!("{x:.1}")
-    } else {
+    } else if a >= 1.0 || a == 0.0 {
         format!("{x:.2}")
+    } else {
+        let digits = (1 - a.log10().floor() as i32).max(2) as usize;
+        format!("{x:.digits$}")
     };
     if s.contains('.') {
         s.trim_end_matches('0').trim_end_matches('.').to_string()
@@ -1023,5 +1026,8 @@ mod tests {
         assert_eq!(num(2.06), "2.06");
         assert_eq!(num(1.0), "1");
         assert_eq!(num(0.5), "0.5");
+        assert_eq!(num(0.31), "0.31");
+        assert_eq!(num(0.00496), "0.005");
+        assert_eq!(num(0.0), "0");
     }
 }

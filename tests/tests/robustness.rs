@@ -128,8 +128,18 @@ fn memory_comes_back(stdout: &[u8], tolerance: i64) -> Result<(), String> {
 
 /// The ktls comparison for the exhaust programs: the same checks, and the memory back.
 fn exhaust_compare(native: &[u8], guest: &[u8]) -> Result<(), String> {
-    same_checks(native, guest)?;
-    memory_comes_back(guest, MEMFREE_TOLERANCE_KIB)
+    let errors: Vec<String> = [
+        same_checks(native, guest),
+        memory_comes_back(guest, MEMFREE_TOLERANCE_KIB),
+    ]
+    .into_iter()
+    .filter_map(Result::err)
+    .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("; and "))
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

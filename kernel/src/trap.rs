@@ -60,6 +60,15 @@ fn page_fault(frame: &mut TrapFrame) {
     let mut result = FaultResult::Unmapped;
     let user_addr = uaccess::is_user_range(addr, 1);
     let in_copy_layer = uaccess::fixup_for(frame.rip).is_some();
+    // As in Linux, the interrupted CS says who faulted, not PF_USER: QEMU's TCG pops an
+    // `iretq` frame with supervisor accesses even at CPL 3, so a ring-3 `iretq` whose stack
+    // is a user page takes a SMAP fault without PF_USER. That is the program's fault
+    // (SIGSEGV, as on Linux), and retrying it would fault forever.
+    let from_user = frame.came_from_user();
+    if from_user && err & PF_USER == 0 {
+        signal::force_fault(SIGSEGV, SigInfo::fault(SIGSEGV, SEGV_ACCERR, addr), frame);
+        return;
+    }
     if user_addr && err & PF_USER == 0 && !in_copy_layer {
         // The kernel touched user memory outside the copy layer: SMAP (or, for a fetch,
         // SMEP) caught a bug. The self-test's probe expects exactly this.

@@ -19,14 +19,30 @@ fn embed_vdso(kernel_dir: &std::path::Path) {
     let image =
         ktls_vdso_image::build::build_vdso(&cargo, workspace).unwrap_or_else(|e| panic!("{e}"));
     let bytes = std::fs::read(&image).unwrap_or_else(|e| panic!("{}: {e}", image.display()));
-    if let Err(problems) = ktls_vdso_image::check::check(&bytes) {
+    let summary = ktls_vdso_image::check::check(&bytes).unwrap_or_else(|problems| {
         panic!(
             "the vDSO image {} is unusable:\n  {}",
             image.display(),
             problems.join("\n  ")
-        );
-    }
+        )
+    });
     println!("cargo:rustc-env=KTLS_VDSO_IMAGE={}", image.display());
+    // The exception table, as a sorted Rust array the page-fault path searches (src/vdso.rs).
+    let entries: String = summary
+        .extable
+        .iter()
+        .map(|e| format!("    ({:#x}, {:#x}),\n", e.load, e.fixup))
+        .collect();
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("vdso_extable.rs");
+    std::fs::write(
+        &out,
+        format!(
+            "/// (load, fixup) offsets in the vDSO image, sorted by load.\n\
+             static EXTABLE: [(u64, u64); {}] = [\n{entries}];\n",
+            summary.extable.len()
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{}: {e}", out.display()));
     for input in ["vdso", "abi/src", "abi/Cargo.toml", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", workspace.join(input).display());
     }

@@ -525,26 +525,6 @@ pub const fn deferrable(sig: u32, forced: bool) -> bool {
     !forced && sig != crate::signal::SIGKILL && sig != crate::signal::SIGSTOP
 }
 
-/// The vDSO's address check for a thread's area, given its thread pointer `tp`, the process's
-/// offset and filled size from the vvar page: `None` (use the syscall) when the thread pointer
-/// is 0 or the area would be misaligned or outside `[MMAP_MIN_ADDR, TASK_SIZE)`. The vDSO then
-/// reads `ktls_live` and uses the area only if it is nonzero.
-///
-/// Written for the vDSO's fast path: one unsigned comparison of `area - MMAP_MIN_ADDR`
-/// (wrapping) checks both ends of `[MMAP_MIN_ADDR, TASK_SIZE - filled]`, which is
-/// `area >= MMAP_MIN_ADDR && rseq::access_ok(area, filled)` (the tests check the two agree).
-pub const fn vdso_area(tp: u64, offset: i64, filled: u32) -> Option<u64> {
-    let area = tp.wrapping_add(offset as u64);
-    let span = rseq::TASK_SIZE - crate::mm::MMAP_MIN_ADDR - filled as u64;
-    if tp == 0
-        || area & (KTLS_ALIGN as u64 - 1) != 0
-        || area.wrapping_sub(crate::mm::MMAP_MIN_ADDR) > span
-    {
-        return None;
-    }
-    Some(area)
-}
-
 #[cfg(test)]
 mod tests {
     extern crate std;
@@ -863,70 +843,5 @@ mod tests {
         assert!(!deferrable(crate::signal::SIGSEGV, true));
         assert!(!deferrable(crate::signal::SIGKILL, false));
         assert!(!deferrable(crate::signal::SIGSTOP, false));
-    }
-
-    #[test]
-    fn vdso_area_check() {
-        assert_eq!(vdso_area(TP, OFF, 100), Some(AREA));
-        assert_eq!(vdso_area(0, OFF, 100), None);
-        assert_eq!(vdso_area(64, OFF, 100), None); // wraps below zero
-        assert_eq!(vdso_area(TP + 8, OFF, 100), None); // misaligned
-        assert_eq!(vdso_area(crate::rseq::TASK_SIZE, -64, 100), None);
-        assert_eq!(vdso_area(0x8000, 0, 100), None); // below mmap_min_addr
-    }
-
-    /// The spec's step 4, spelled out, against `vdso_area`'s one-comparison form.
-    #[test]
-    fn vdso_area_is_the_spec_check() {
-        fn spec(tp: u64, offset: i64, filled: u32) -> Option<u64> {
-            let area = tp.wrapping_add(offset as u64);
-            let ok = tp != 0
-                && area.is_multiple_of(KTLS_ALIGN as u64)
-                && area >= crate::mm::MMAP_MIN_ADDR
-                && rseq::access_ok(area, filled as u64);
-            ok.then_some(area)
-        }
-        let task = crate::rseq::TASK_SIZE;
-        let min = crate::mm::MMAP_MIN_ADDR;
-        let tps = [
-            0,
-            1,
-            64,
-            min - 64,
-            min,
-            min + 64,
-            TP,
-            TP + 8,
-            task - 128,
-            task - 64,
-            task,
-            task + 64,
-            1 << 47,
-            u64::MAX - 63,
-            u64::MAX,
-        ];
-        let offsets = [
-            0,
-            64,
-            -64,
-            -128,
-            OFF,
-            4096,
-            -4096,
-            min as i64,
-            i64::MIN,
-            i64::MAX,
-        ];
-        for &tp in &tps {
-            for &off in &offsets {
-                for filled in [0, 76, 100, 128, 4096, u32::MAX] {
-                    assert_eq!(
-                        vdso_area(tp, off, filled),
-                        spec(tp, off, filled),
-                        "tp {tp:#x} offset {off} filled {filled}"
-                    );
-                }
-            }
-        }
     }
 }

@@ -263,11 +263,6 @@ int main(int argc, char **argv)
 			continue;
 		}
 		measure(name, loop_call, N_CHEAP, (u64)fn);
-		if (strcmp(name, "vdso_gettid") == 0) {
-			/* The same accessor on its path without FSGSBASE (%fs:0 load). */
-			vv->hwcap2 = 0;
-			measure("vdso_gettid_fs0", loop_call, N_CHEAP, (u64)fn);
-		}
 	}
 
 	const void *host_vdso = (const void *)getauxval(AT_SYSINFO_EHDR);

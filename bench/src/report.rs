@@ -293,7 +293,6 @@ pub fn native_rows(r: &Results) -> Vec<NativeRow> {
         ("ktls_load_tid", "KTLS load (tid, via __ktls_offset)"),
         ("rseq_load_cpu", "rseq cpu_id load (glibc __rseq_offset)"),
         ("vdso_gettid", "ktls vDSO gettid"),
-        ("vdso_gettid_fs0", "ktls vDSO gettid, %fs:0 path"),
         ("vdso_ktls_gettid", "ktls vDSO __vdso_ktls_gettid(area)"),
         ("vdso_getpid", "ktls vDSO getpid"),
         ("vdso_getuid", "ktls vDSO getuid"),

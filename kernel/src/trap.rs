@@ -110,7 +110,7 @@ fn page_fault(frame: &mut TrapFrame) {
         } else {
             SEGV_MAPERR
         };
-        signal::force_fault(SIGSEGV, SigInfo::fault(SIGSEGV, code, addr), frame);
+        user_fault(SIGSEGV, SigInfo::fault(SIGSEGV, code, addr), frame);
         return;
     }
     if let Some(fixup) = uaccess::fixup_for(frame.rip) {
@@ -139,10 +139,25 @@ fn exception(frame: &mut TrapFrame) {
             addr: frame.rip,
             ..Default::default()
         };
-        signal::force_fault(sig, info, frame);
+        user_fault(sig, info, frame);
         return;
     }
     crate::panic::fault_report(exception_name(frame.vector), frame, None);
+}
+
+/// A fault of user code: one of the vDSO's marked loads (a KTLS getter reading through FS,
+/// which may point anywhere) resumes at its fixup, the system call; anything else is signal
+/// `sig` for the thread.
+fn user_fault(sig: u32, info: SigInfo, frame: &mut TrapFrame) {
+    if let Some(t) = process::try_current() {
+        let mm = t.process.mm();
+        let resume = crate::vdso::fixup(&mm.lock(), frame.rip);
+        if let Some(rip) = resume {
+            frame.rip = rip;
+            return;
+        }
+    }
+    signal::force_fault(sig, info, frame);
 }
 
 pub fn exception_name(v: u64) -> &'static str {

@@ -30,6 +30,20 @@ static IMAGE: &[u8] = include_bytes!(env!("KTLS_VDSO_IMAGE"));
 
 const _: () = assert!(VVAR_SIZE == PAGE_SIZE && VVAR_OFFSET_FROM_VDSO == -(PAGE_SIZE as i64));
 
+include!(concat!(env!("OUT_DIR"), "/vdso_extable.rs"));
+
+/// Where a user fault at `rip` resumes, if `rip` is one of the vDSO's marked loads (the KTLS
+/// getters read through FS, which may point anywhere: vdso/src/ktls.rs). The caller then
+/// resumes there instead of signalling, as Linux's `fixup_vdso_exception`.
+pub fn fixup(mm: &AddressSpace, rip: u64) -> Option<u64> {
+    let vma = mm.find_kind(VmaKind::Vdso)?;
+    let offset = rip.checked_sub(vma.start)?;
+    let i = EXTABLE
+        .binary_search_by_key(&offset, |&(load, _)| load)
+        .ok()?;
+    Some(vma.start + EXTABLE[i].1)
+}
+
 /// Maps the vvar page and the vDSO into a new address space (exec) and returns the vDSO's
 /// address, for AT_SYSINFO_EHDR. They go where the first mmap would, as on Linux.
 pub fn map(mm: &mut AddressSpace, hwcap2: u64) -> Result<u64, Errno> {

@@ -13,6 +13,8 @@
 //! Every function gives the system call's result: when the vvar page or the KTLS area cannot
 //! answer (no TSC clock, a clock the vDSO does not serve, a process without KTLS, a thread
 //! without a live area, a field the kernel does not fill), it makes the system call itself.
+//! When reading the area faults (FS base 0, an area nowhere), the kernel resumes the getter's
+//! load at the system call: the image's exception table (section `.ktls_extable`, ktls.rs).
 //!
 //! How it is built (build.rs, vdso.lds, and the codegen flags in vdso/image/src/build.rs,
 //! which builds it for the kernel and the tests): a `no_std` binary for `x86_64-unknown-none`,

@@ -27,21 +27,3 @@ pub fn syscall3(nr: usize, a: u64, b: u64, c: u64) -> i64 {
     };
     ret
 }
-
-/// `syscall(nr)` for the id getters, which cannot fail.
-#[cold]
-#[inline(never)]
-pub fn syscall0(nr: usize) -> u32 {
-    let ret: u64;
-    // SAFETY: as for syscall3; these system calls only return a number.
-    unsafe {
-        asm!(
-            "syscall",
-            inlateout("rax") nr as u64 => ret,
-            lateout("rcx") _,
-            lateout("r11") _,
-            options(nostack, nomem)
-        )
-    };
-    ret as u32
-}

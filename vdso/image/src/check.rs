@@ -58,6 +58,77 @@ pub struct Summary {
     pub size: usize,
     /// Each exported symbol: name, version, address relative to the image.
     pub symbols: Vec<(String, String, u64)>,
+    /// The exception table (section `.ktls_extable`), sorted by load address.
+    pub extable: Vec<ExtableEntry>,
+}
+
+/// The section holding the vDSO's exception table (vdso/src/ktls.rs).
+pub const EXTABLE_SECTION: &str = ".ktls_extable";
+
+/// One exception-table entry, as addresses relative to the image: a load that may fault, and
+/// where the kernel resumes it when it does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ExtableEntry {
+    pub load: u64,
+    pub fixup: u64,
+}
+
+/// Decodes the exception table of `image`: entries of two little-endian i32s, each relative to
+/// its own address. Sorted by load address; every address must be inside an executable
+/// section, and a load must not appear twice.
+pub fn extable(image: &[u8]) -> Result<Vec<ExtableEntry>, String> {
+    let elf = Elf::parse(image).map_err(|e| format!("not a parsable ELF file: {e}"))?;
+    extable_of(&elf, image)
+}
+
+fn extable_of(elf: &Elf, image: &[u8]) -> Result<Vec<ExtableEntry>, String> {
+    let s = elf
+        .section_headers
+        .iter()
+        .find(|s| elf.shdr_strtab.get_at(s.sh_name) == Some(EXTABLE_SECTION))
+        .ok_or(format!("no {EXTABLE_SECTION} section"))?;
+    if s.sh_size == 0 || s.sh_size % 8 != 0 || s.sh_addr % 4 != 0 {
+        return Err(format!(
+            "{EXTABLE_SECTION} is {} bytes at {:#x}: want a nonzero multiple of 8, 4-aligned",
+            s.sh_size, s.sh_addr
+        ));
+    }
+    let bytes = usize::try_from(s.sh_offset)
+        .ok()
+        .zip(usize::try_from(s.sh_size).ok())
+        .and_then(|(off, len)| image.get(off..off.checked_add(len)?))
+        .ok_or(format!("{EXTABLE_SECTION} lies outside the file"))?;
+    let exec_at = |addr: u64| {
+        elf.section_headers.iter().any(|s| {
+            s.sh_flags & SHF_EXECINSTR as u64 != 0
+                && addr >= s.sh_addr
+                && addr < s.sh_addr + s.sh_size
+        })
+    };
+    let mut entries = Vec::new();
+    for (i, e) in bytes.chunks_exact(8).enumerate() {
+        let at = s.sh_addr + 8 * i as u64;
+        let rel = |k: usize, base: u64| {
+            let v = i32::from_le_bytes(e[k..k + 4].try_into().expect("4 bytes"));
+            base.wrapping_add(v as i64 as u64)
+        };
+        let entry = ExtableEntry {
+            load: rel(0, at),
+            fixup: rel(4, at + 4),
+        };
+        if !exec_at(entry.load) || !exec_at(entry.fixup) {
+            return Err(format!(
+                "{EXTABLE_SECTION} entry {i} ({:#x} -> {:#x}) points outside the code",
+                entry.load, entry.fixup
+            ));
+        }
+        entries.push(entry);
+    }
+    entries.sort();
+    if entries.windows(2).any(|w| w[0].load == w[1].load) {
+        return Err(format!("{EXTABLE_SECTION} names a load twice"));
+    }
+    Ok(entries)
 }
 
 /// Checks a vDSO image; `Err` lists every problem found.
@@ -298,10 +369,16 @@ pub fn check(image: &[u8]) -> Result<Summary, Vec<String>> {
         }
     }
 
+    let extable = extable_of(&elf, image).unwrap_or_else(|e| {
+        fail(e);
+        Vec::new()
+    });
+
     if bad.is_empty() {
         Ok(Summary {
             size: image.len(),
             symbols,
+            extable,
         })
     } else {
         Err(bad)

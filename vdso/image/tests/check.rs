@@ -171,6 +171,46 @@ fn rejects_a_missing_version_definition_section() {
 }
 
 #[test]
+fn rejects_a_missing_exception_table() {
+    rejects("no .ktls_extable section", |elf, img| {
+        let name = elf.section_headers[elf
+            .section_headers
+            .iter()
+            .position(|s| elf.shdr_strtab.get_at(s.sh_name) == Some(".ktls_extable"))
+            .unwrap()]
+        .sh_name;
+        let at = section_offset(elf, ".shstrtab") + name + ".ktls_".len();
+        img[at] = b'X';
+    });
+}
+
+#[test]
+fn rejects_an_exception_table_entry_outside_the_code() {
+    rejects("points outside the code", |elf, img| {
+        // The first entry's load offset, made to point at the ELF header.
+        let at = section_offset(elf, ".ktls_extable");
+        put_u32(img, at, (at as i32).wrapping_neg() as u32);
+    });
+}
+
+#[test]
+fn the_exception_table_covers_the_getters() {
+    let img = image();
+    let summary = ktls_vdso_image::check::check(&img).unwrap();
+    // Two loads (ktls_live and the field) in each of 12 getters, three in getcpu.
+    assert_eq!(summary.extable.len(), 12 * 2 + 3, "{:x?}", summary.extable);
+    for (name, version, addr) in &summary.symbols {
+        if version == "KTLS_1" || name == "__vdso_getcpu" {
+            let inside = summary
+                .extable
+                .iter()
+                .filter(|e| e.load > *addr && e.load < addr + 64);
+            assert!(inside.count() >= 2, "{name} has no exception-table entries");
+        }
+    }
+}
+
+#[test]
 fn rejects_an_unversioned_symbol() {
     rejects("__vdso_getuid is unversioned", |elf, img| {
         let at = section_offset(elf, ".gnu.version") + 2 * dynsym(elf, "__vdso_getuid");

@@ -8,12 +8,13 @@
 //!   they are the host's system calls;
 //! * KTLS getters: with the vvar page pointing at a fake area at a known offset from this
 //!   thread's FS base, they return the area's (made-up) values; in every case where the spec
-//!   says "system call" (no KTLS, dead area, field not filled, bad alignment, FS base 0) they
-//!   return the host's getuid()/gettid()... .
+//!   says "system call" (no KTLS, dead area, field not filled, an area in the kernel half or
+//!   nowhere, FS base 0) they return the host's getuid()/gettid()... . The host kernel does not
+//!   know the vDSO's exception table, so a SIGSEGV/SIGBUS handler does what ktls's page-fault
+//!   path does (kernel/src/vdso.rs): a fault at one of the table's loads resumes at its fixup.
 //!
 //! Each test loads its own copy, so tests running in parallel do not share a vvar page.
 
-use ktls_abi::auxv::HWCAP2_FSGSBASE;
 use ktls_abi::ktls::{self, KtlsArea};
 use ktls_abi::time::{Timespec, Timeval, Timezone, NSEC_PER_SEC};
 use ktls_abi::vvar::{Vvar, VCLOCK_NONE, VCLOCK_TSC, VVAR_SIZE};
@@ -69,6 +70,7 @@ impl Vdso {
         }
         let v = Vdso { map, len };
         v.set(offset_of!(Vvar, version), 1u32);
+        fixups::register(v.base() as u64, &image);
         v
     }
 
@@ -265,6 +267,7 @@ impl Vdso {
 
 impl Drop for Vdso {
     fn drop(&mut self) {
+        fixups::unregister(self.base() as u64);
         // SAFETY: our mapping; nothing refers to it any more.
         unsafe { libc::munmap(self.map.cast(), self.len) };
     }
@@ -545,14 +548,8 @@ fn getters_without_an_area_make_the_system_calls() {
         assert_eq!(vdso_ids(&v, a.cast()), (host, host), "dead area");
         // SAFETY: as above.
         unsafe { ptr::addr_of!((*a).ktls_live).cast_mut().write_volatile(1) };
-        // A misaligned area (the offset is 8 bytes off): never read.
-        v.set(
-            offset_of!(Vvar, ktls_offset),
-            (a as u64 + 8).wrapping_sub(fs_base()),
-        );
-        let misaligned = (a as *const u8).wrapping_add(8).cast();
-        assert_eq!(vdso_ids(&v, misaligned), (host, host), "misaligned");
-        // Areas outside user space: the system call, no fault.
+        // Areas nowhere or outside user space: the loads fault, and the fixups make the
+        // system calls.
         v.set(offset_of!(Vvar, ktls_offset), 0u64.wrapping_sub(fs_base()));
         let (own, _) = vdso_ids(&v, ptr::null());
         assert_eq!(own, host, "area at 0");
@@ -618,14 +615,10 @@ fn getters_read_a_live_area() {
     }
 }
 
-/// A thread whose FS base is 0, on a CPU with FSGSBASE: the spec promises the getters make the
-/// system call (RDFSBASE gives 0) instead of faulting.
+/// A thread whose FS base is 0: the getters' loads through FS fault (the area would be at
+/// the offset itself, in the kernel half), and the fixups make the system calls.
 #[test]
 fn getters_with_fs_base_zero() {
-    if host_hwcap2() as u64 & HWCAP2_FSGSBASE == 0 {
-        eprintln!("note: this host has no FSGSBASE for user space; skipping");
-        return;
-    }
     let v = Vdso::load();
     v.set(offset_of!(Vvar, hwcap2), host_hwcap2());
     let area = fake_area();
@@ -674,4 +667,71 @@ fn getters_with_fs_base_zero() {
     // SAFETY: no preconditions.
     assert_eq!(load(1), unsafe { libc::getuid() } as i64);
     drop(stack);
+}
+
+/// What ktls's page-fault path does for the vDSO (kernel/src/vdso.rs), for the images this
+/// process loaded: a SIGSEGV or SIGBUS at one of the exception table's loads resumes at its
+/// fixup. The handler runs on threads whose FS base may be 0: it touches no TLS, takes no
+/// lock and does not allocate, and only reads what `register` published before the image ran.
+mod fixups {
+    use ktls_vdso_image::check::ExtableEntry;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Once, OnceLock};
+
+    /// The loaded images' bases (0: a free slot).
+    static BASES: [AtomicU64; 64] = [const { AtomicU64::new(0) }; 64];
+    /// The exception table, the same for every copy of the image.
+    static TABLE: OnceLock<Vec<ExtableEntry>> = OnceLock::new();
+
+    pub fn register(base: u64, image: &[u8]) {
+        TABLE.get_or_init(|| ktls_vdso_image::check::extable(image).expect("the exception table"));
+        static HANDLER: Once = Once::new();
+        HANDLER.call_once(install);
+        let free = BASES.iter().find(|b| {
+            b.compare_exchange(0, base, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+        });
+        assert!(free.is_some(), "more than 64 vDSO copies at once");
+    }
+
+    pub fn unregister(base: u64) {
+        for b in &BASES {
+            let _ = b.compare_exchange(base, 0, Ordering::SeqCst, Ordering::SeqCst);
+        }
+    }
+
+    fn install() {
+        for sig in [libc::SIGSEGV, libc::SIGBUS] {
+            // SAFETY: a zeroed sigaction is valid; we fill handler, flags and mask.
+            let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
+            sa.sa_sigaction = on_fault as *const () as usize;
+            sa.sa_flags = libc::SA_SIGINFO;
+            // SAFETY: installs a handler that only reads published statics (see the module).
+            assert_eq!(
+                unsafe { libc::sigaction(sig, &sa, std::ptr::null_mut()) },
+                0
+            );
+        }
+    }
+
+    extern "C" fn on_fault(sig: libc::c_int, _: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+        // SAFETY: the kernel passes a ucontext_t to an SA_SIGINFO handler.
+        let uc = unsafe { &mut *ctx.cast::<libc::ucontext_t>() };
+        let rip = uc.uc_mcontext.gregs[libc::REG_RIP as usize] as u64;
+        if let Some(table) = TABLE.get() {
+            for b in &BASES {
+                let base = b.load(Ordering::SeqCst);
+                let Some(offset) = rip.checked_sub(base).filter(|_| base != 0) else {
+                    continue;
+                };
+                if let Ok(i) = table.binary_search_by_key(&offset, |e| e.load) {
+                    uc.uc_mcontext.gregs[libc::REG_RIP as usize] = (base + table[i].fixup) as i64;
+                    return;
+                }
+            }
+        }
+        // Not the vDSO's: die of the signal as without the handler.
+        // SAFETY: restores the default action; returning re-runs the faulting instruction.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
 }

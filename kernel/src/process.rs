@@ -384,11 +384,23 @@ impl Thread {
     }
 }
 
-/// The running thread.
+/// The running thread. Inlined: every system call asks for it, and a call with its frame
+/// costs more than the two loads it is.
+#[inline(always)]
 pub fn current() -> &'static Thread {
-    try_current().expect("no current thread")
+    match try_current() {
+        Some(t) => t,
+        None => no_current_thread(),
+    }
 }
 
+#[cold]
+#[inline(never)]
+fn no_current_thread() -> ! {
+    panic!("no current thread")
+}
+
+#[inline(always)]
 pub fn try_current() -> Option<&'static Thread> {
     current_ptr::get()
 }
@@ -564,8 +576,9 @@ mod current_ptr {
         }
     }
 
+    #[inline(always)]
     pub fn get() -> Option<&'static Thread> {
-        let p = percpu::get().current_raw() as *const Thread;
+        let p = percpu::current_raw() as *const Thread;
         // SAFETY: the per-CPU block owns a counted reference to this thread (see `set`), which
         // lives at least until another thread becomes current on this CPU, i.e. longer than
         // any use by the running thread itself.

@@ -5,8 +5,8 @@
 //! (spec/ktls.md, section 10). The ids are u32 in the area and `pid_t`/`uid_t`/`gid_t` in C.
 //!
 //! Why assembly: the fast path is the point of KTLS, and its budget is 12 instructions with the
-//! caller's `call` (issue 6). Written out, a getter is 9: the filled size from the vvar page,
-//! compare, branch, the offset from the vvar page, `ktls_live` and the field loaded relative
+//! caller's `call` (issue 6). Written out, a getter is 7: compare the filled size in the vvar
+//! page, branch, the offset from the vvar page, `ktls_live` and the field loaded relative
 //! to FS (`mov %fs:(offset + 64)`: no thread-pointer read, no address checks), `ret`. Rust
 //! cannot express "this load may fault, then continue there" (asm goto with outputs is not
 //! stable), and the compiler would add a frame.
@@ -70,8 +70,7 @@ macro_rules! getters {
             // The calling thread's area, at %fs:offset.
             function!(
                 $own,
-                "mov eax, dword ptr [rip + __ehdr_start + {filled}]",
-                "cmp eax, {end}",
+                "cmp dword ptr [rip + __ehdr_start + {filled}], {end}",
                 "jb 9f",
                 "mov rax, qword ptr [rip + __ehdr_start + {offset}]",
                 "1: cmp dword ptr fs:[rax + {live}], 0",
@@ -87,8 +86,7 @@ macro_rules! getters {
             // The area the caller names (rdi).
             function!(
                 $explicit,
-                "mov eax, dword ptr [rip + __ehdr_start + {filled}]",
-                "cmp eax, {end}",
+                "cmp dword ptr [rip + __ehdr_start + {filled}], {end}",
                 "jb 9f",
                 "1: cmp dword ptr [rdi + {live}], 0",
                 "je 9f",
@@ -127,8 +125,7 @@ getters! {
 core::arch::global_asm!(
     function!(
         "__vdso_getcpu",
-        "mov eax, dword ptr [rip + __ehdr_start + {filled}]",
-        "cmp eax, {node_end}",
+        "cmp dword ptr [rip + __ehdr_start + {filled}], {node_end}",
         "jb 9f",
         "mov rax, qword ptr [rip + __ehdr_start + {offset}]",
         "1: cmp dword ptr fs:[rax + {live}], 0",

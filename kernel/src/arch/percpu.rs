@@ -67,7 +67,26 @@ pub fn init(cpu_id: u32, tss: &'static mut TaskStateSegment) -> &'static PerCpu 
     pc
 }
 
+/// This CPU's running thread (`PerCpu::current_raw`) in one GS-relative load: the fast path
+/// of `process::current`, which every system call takes.
+#[inline(always)]
+pub fn current_raw() -> u64 {
+    let v: u64;
+    // SAFETY: as for `get`: GS_BASE points at this CPU's PerCpu, whose `current` field is at
+    // this offset (repr(C)); the load is one instruction, so no migration can split it.
+    unsafe {
+        core::arch::asm!(
+            "mov {}, gs:[{off}]",
+            out(reg) v,
+            off = const core::mem::offset_of!(PerCpu, current),
+            options(nostack, readonly, preserves_flags)
+        )
+    };
+    v
+}
+
 /// This CPU's block.
+#[inline(always)]
 pub fn get() -> &'static PerCpu {
     let p: *const PerCpu;
     // SAFETY: GS_BASE points at this CPU's PerCpu whenever kernel code runs (entry code swaps

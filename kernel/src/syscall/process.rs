@@ -3,17 +3,13 @@
 use super::SysResult;
 use crate::arch::cpu;
 use crate::mm::uaccess::{copy_to_user_partial, UserPtr};
-use crate::process::{self as proc, current, Creds};
+use crate::process::{self as proc, current};
 use core::sync::atomic::Ordering::Relaxed;
 use ktls_abi::mm::{Rlimit, RLIMIT_NLIMITS};
 use ktls_abi::prctl::*;
 use ktls_abi::signal::*;
 use ktls_abi::uts::{uts_field, Utsname};
 use ktls_abi::Errno;
-
-pub fn creds() -> Creds {
-    *current().process.creds.lock()
-}
 
 /// exit: ends the calling thread; the process ends with its last thread.
 pub fn exit(code: u64) -> SysResult {

@@ -431,7 +431,12 @@ pub fn on_creds_changed(p: &Process) {
     for t in threads {
         if let Some(r) = t.rseq.registration().filter(|r| r.ktls) {
             let filled = ktls::filled_size(r.reg.len, advertised_size());
-            let _ = write_ktls_fields(r.reg.addr, filled, t.tid, p);
+            if write_ktls_fields(r.reg.addr, filled, t.tid, p).is_err() {
+                // The area is no longer writable: the thread retries at its return to user
+                // space, where a failed store is SIGSEGV (Linux's rule for rseq's stores).
+                t.rseq.identity_stale.store(true, Relaxed);
+                t.rseq.event.store(true, Relaxed);
+            }
         }
     }
 }

@@ -631,22 +631,18 @@ per_toolchain!(
 );
 
 // Two CPUs, so that an rseq area made read-only can be caught at a cpu_id store.
-per_toolchain!(
-    isolation_rseq,
-    ignore = "known ktls kernel gap, see the issue 7 note",
-    |tc| {
-        let Some(case) = c_case("isolation_rseq", tc) else {
-            return;
-        };
-        run_case(
-            &without_glibc_rseq(case)
-                .self_checking()
-                .compare(same_checks),
-            2,
-            no_extra,
-        );
-    }
-);
+per_toolchain!(isolation_rseq, |tc| {
+    let Some(case) = c_case("isolation_rseq", tc) else {
+        return;
+    };
+    run_case(
+        &without_glibc_rseq(case)
+            .self_checking()
+            .compare(same_checks),
+        2,
+        no_extra,
+    );
+});
 
 // ---------------------------------------------------------------------------------------------
 // Exhaustion.

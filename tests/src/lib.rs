@@ -966,6 +966,66 @@ pub fn run_all_batched(cases: &[Case]) {
     }
 }
 
+/// One `#[test]` per toolchain, each calling `$body(toolchain)`, in a module named after the
+/// program (`files::glibc_static_pie`). After the name, `ignore = "reason"` marks a known
+/// kernel gap: built, not run by default, run by `cargo test -- --ignored`.
+#[macro_export]
+macro_rules! per_toolchain {
+    ($program:ident, ignore = $reason:literal, $body:expr) => {
+        $crate::toolchain_tests!($program, [ignore = $reason], all, $body);
+    };
+    ($program:ident, $body:expr) => {
+        $crate::toolchain_tests!($program, [], all, $body);
+    };
+}
+
+/// As [`per_toolchain!`], for a static build (musl) and a static-PIE build (glibc) only: the
+/// long programs, where the other two builds add time and little coverage.
+#[macro_export]
+macro_rules! two_toolchains {
+    ($program:ident, ignore = $reason:literal, $body:expr) => {
+        $crate::toolchain_tests!($program, [ignore = $reason], two, $body);
+    };
+    ($program:ident, $body:expr) => {
+        $crate::toolchain_tests!($program, [], two, $body);
+    };
+}
+
+/// The module of tests behind [`per_toolchain!`] and [`two_toolchains!`]: `$attrs` are the
+/// extra attributes of every test, `all` or `two` the toolchains.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! toolchain_tests {
+    ($program:ident, $attrs:tt, all, $body:expr) => {
+        $crate::toolchain_tests!(@module $program, $attrs, [
+            musl_static: MuslStatic,
+            musl_static_pie: MuslStaticPie,
+            glibc_static: GlibcStatic,
+            glibc_static_pie: GlibcStaticPie
+        ], $body);
+    };
+    ($program:ident, $attrs:tt, two, $body:expr) => {
+        $crate::toolchain_tests!(@module $program, $attrs, [
+            musl_static: MuslStatic,
+            glibc_static_pie: GlibcStaticPie
+        ], $body);
+    };
+    (@module $program:ident, $attrs:tt, [$($test:ident: $tc:ident),+], $body:expr) => {
+        mod $program {
+            #[allow(unused_imports)]
+            use super::*;
+            $($crate::toolchain_tests!(@one $attrs, $test, $tc, $body);)+
+        }
+    };
+    (@one [$($attr:meta),*], $test:ident, $tc:ident, $body:expr) => {
+        #[test]
+        $(#[$attr])*
+        fn $test() {
+            $body($crate::Toolchain::$tc)
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

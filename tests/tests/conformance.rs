@@ -3,36 +3,7 @@
 //!
 //! `KTLS_TESTS_NATIVE_ONLY=1 cargo test --release -p ktls-tests` checks just the native half.
 
-use ktls_tests::{add_same_path, c_case, files_fixture, run_all, Toolchain, DATA_FIRST_LINE};
-
-/// One `#[test]` per toolchain, each calling `$body(toolchain)`.
-macro_rules! per_toolchain {
-    ($program:ident, $body:expr) => {
-        mod $program {
-            use super::*;
-
-            #[test]
-            fn musl_static() {
-                $body(Toolchain::MuslStatic)
-            }
-
-            #[test]
-            fn musl_static_pie() {
-                $body(Toolchain::MuslStaticPie)
-            }
-
-            #[test]
-            fn glibc_static() {
-                $body(Toolchain::GlibcStatic)
-            }
-
-            #[test]
-            fn glibc_static_pie() {
-                $body(Toolchain::GlibcStaticPie)
-            }
-        }
-    };
-}
+use ktls_tests::{add_same_path, c_case, files_fixture, per_toolchain, run_all, DATA_FIRST_LINE};
 
 /// FNV-1a, as the C programs compute it.
 fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {

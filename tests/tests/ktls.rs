@@ -8,7 +8,7 @@
 //! The programs register their areas themselves, so glibc's own rseq registration (which would
 //! be the thread's registration already) is turned off with `GLIBC_TUNABLES=glibc.pthread.rseq=0`.
 
-use ktls_tests::{c_case_including, run_all, run_all_smp, Case, Toolchain};
+use ktls_tests::{c_case_including, per_toolchain, run_all, run_all_smp, Case, Toolchain};
 
 const HEADERS: &[&str] = &["rseq_util.h"];
 
@@ -30,35 +30,6 @@ fn case(program: &str, tc: Toolchain) -> Option<Case> {
     case.env
         .push(("GLIBC_TUNABLES".into(), "glibc.pthread.rseq=0".into()));
     Some(case.self_checking().compare(fallback_natively_ktls_on_ktls))
-}
-
-/// One `#[test]` per toolchain, each calling `$body(toolchain)`.
-macro_rules! per_toolchain {
-    ($program:ident, $body:expr) => {
-        mod $program {
-            use super::*;
-
-            #[test]
-            fn musl_static() {
-                $body(Toolchain::MuslStatic)
-            }
-
-            #[test]
-            fn musl_static_pie() {
-                $body(Toolchain::MuslStaticPie)
-            }
-
-            #[test]
-            fn glibc_static() {
-                $body(Toolchain::GlibcStatic)
-            }
-
-            #[test]
-            fn glibc_static_pie() {
-                $body(Toolchain::GlibcStaticPie)
-            }
-        }
-    };
 }
 
 // Every registration and clone3 error of spec/ktls.md sections 6 and 7, in order.

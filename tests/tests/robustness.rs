@@ -20,7 +20,9 @@
 //! `KTLS_TESTS_NATIVE_ONLY=1` runs only the native halves (the programs themselves).
 
 use ktls_runner::{run_captured, Input, Outcome, RunConfig};
-use ktls_tests::{c_case, native_only, note, Case, Toolchain, GUEST_TIMEOUT};
+use ktls_tests::{
+    c_case, native_only, note, per_toolchain, two_toolchains, Case, Toolchain, GUEST_TIMEOUT,
+};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -330,102 +332,6 @@ fn run_cases(cases: &[Case], smp: u32, extra: impl Fn(&Outcome) -> Vec<String>) 
 
 fn no_extra(_: &Outcome) -> Vec<String> {
     Vec::new()
-}
-
-/// One `#[test]` per toolchain, each calling `$body(toolchain)`.
-macro_rules! per_toolchain {
-    // A known kernel gap on ktls (listed in the issue 7 note): built, but not run by default;
-    // `cargo test -- --ignored` runs it.
-    ($program:ident, ignore = $reason:literal, $body:expr) => {
-        mod $program {
-            use super::*;
-
-            #[test]
-            #[ignore = $reason]
-            fn musl_static() {
-                $body(Toolchain::MuslStatic)
-            }
-
-            #[test]
-            #[ignore = $reason]
-            fn musl_static_pie() {
-                $body(Toolchain::MuslStaticPie)
-            }
-
-            #[test]
-            #[ignore = $reason]
-            fn glibc_static() {
-                $body(Toolchain::GlibcStatic)
-            }
-
-            #[test]
-            #[ignore = $reason]
-            fn glibc_static_pie() {
-                $body(Toolchain::GlibcStaticPie)
-            }
-        }
-    };
-    ($program:ident, $body:expr) => {
-        mod $program {
-            use super::*;
-
-            #[test]
-            fn musl_static() {
-                $body(Toolchain::MuslStatic)
-            }
-
-            #[test]
-            fn musl_static_pie() {
-                $body(Toolchain::MuslStaticPie)
-            }
-
-            #[test]
-            fn glibc_static() {
-                $body(Toolchain::GlibcStatic)
-            }
-
-            #[test]
-            fn glibc_static_pie() {
-                $body(Toolchain::GlibcStaticPie)
-            }
-        }
-    };
-}
-
-/// One `#[test]` for a static and one for a static-PIE build, from different libcs.
-macro_rules! two_toolchains {
-    ($program:ident, ignore = $reason:literal, $body:expr) => {
-        mod $program {
-            use super::*;
-
-            #[test]
-            #[ignore = $reason]
-            fn musl_static() {
-                $body(Toolchain::MuslStatic)
-            }
-
-            #[test]
-            #[ignore = $reason]
-            fn glibc_static_pie() {
-                $body(Toolchain::GlibcStaticPie)
-            }
-        }
-    };
-    ($program:ident, $body:expr) => {
-        mod $program {
-            use super::*;
-
-            #[test]
-            fn musl_static() {
-                $body(Toolchain::MuslStatic)
-            }
-
-            #[test]
-            fn glibc_static_pie() {
-                $body(Toolchain::GlibcStaticPie)
-            }
-        }
-    };
 }
 
 /// A case whose program's rseq registrations must not meet glibc's own.

@@ -5,7 +5,7 @@
 //! The programs register rseq themselves, so glibc's own registration is turned off with
 //! `GLIBC_TUNABLES=glibc.pthread.rseq=0` (musl registers none).
 
-use ktls_tests::{c_case_including, run_all_smp, Case, Toolchain};
+use ktls_tests::{c_case_including, per_toolchain, run_all_smp, Case, Toolchain};
 
 /// The headers the rseq programs include besides `ktls_test.h`.
 pub const HEADERS: &[&str] = &["rseq_util.h"];
@@ -16,35 +16,6 @@ fn case(program: &str, tc: Toolchain) -> Option<Case> {
     case.env
         .push(("GLIBC_TUNABLES".into(), "glibc.pthread.rseq=0".into()));
     Some(case.self_checking())
-}
-
-/// One `#[test]` per toolchain, each calling `$body(toolchain)`.
-macro_rules! per_toolchain {
-    ($program:ident, $body:expr) => {
-        mod $program {
-            use super::*;
-
-            #[test]
-            fn musl_static() {
-                $body(Toolchain::MuslStatic)
-            }
-
-            #[test]
-            fn musl_static_pie() {
-                $body(Toolchain::MuslStaticPie)
-            }
-
-            #[test]
-            fn glibc_static() {
-                $body(Toolchain::GlibcStatic)
-            }
-
-            #[test]
-            fn glibc_static_pie() {
-                $body(Toolchain::GlibcStaticPie)
-            }
-        }
-    };
 }
 
 // Registration errors in Linux's order, the fields at registration and unregistration, mm_cid.

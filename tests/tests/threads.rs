@@ -3,7 +3,8 @@
 //! and on ktls with one and several CPUs, plus a busybox shell pipeline.
 
 use ktls_tests::{
-    add_same_path, busybox, c_case_including, files_fixture, run_all_smp, Case, Toolchain,
+    add_same_path, busybox, c_case_including, files_fixture, per_toolchain, run_all_smp, Case,
+    Toolchain,
 };
 
 fn case(program: &str, tc: Toolchain) -> Option<Case> {
@@ -15,35 +16,6 @@ fn run_smps(program: &str, tc: Toolchain, smps: &[u32]) {
     if let Some(c) = case(program, tc) {
         run_all_smp(&[c], smps);
     }
-}
-
-/// One `#[test]` per toolchain, each calling `$body(toolchain)`.
-macro_rules! per_toolchain {
-    ($program:ident, $body:expr) => {
-        mod $program {
-            use super::*;
-
-            #[test]
-            fn musl_static() {
-                $body(Toolchain::MuslStatic)
-            }
-
-            #[test]
-            fn musl_static_pie() {
-                $body(Toolchain::MuslStaticPie)
-            }
-
-            #[test]
-            fn glibc_static() {
-                $body(Toolchain::GlibcStatic)
-            }
-
-            #[test]
-            fn glibc_static_pie() {
-                $body(Toolchain::GlibcStaticPie)
-            }
-        }
-    };
 }
 
 // 8 threads x 100000 mutex-protected increments, a condvar start gate, a pipe channel.

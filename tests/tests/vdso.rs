@@ -5,37 +5,10 @@
 //! with every toolchain and runs natively first.
 
 use ktls_runner::{run_captured, Input, Outcome, RunConfig};
-use ktls_tests::{all_ok, c_case, identical, native_only, Case, Toolchain, GUEST_TIMEOUT};
+use ktls_tests::{
+    all_ok, c_case, identical, native_only, per_toolchain, Case, Toolchain, GUEST_TIMEOUT,
+};
 use std::path::PathBuf;
-
-/// One `#[test]` per toolchain, each calling `$body(toolchain)`.
-macro_rules! per_toolchain {
-    ($program:ident, $body:expr) => {
-        mod $program {
-            use super::*;
-
-            #[test]
-            fn musl_static() {
-                $body(Toolchain::MuslStatic)
-            }
-
-            #[test]
-            fn musl_static_pie() {
-                $body(Toolchain::MuslStaticPie)
-            }
-
-            #[test]
-            fn glibc_static() {
-                $body(Toolchain::GlibcStatic)
-            }
-
-            #[test]
-            fn glibc_static_pie() {
-                $body(Toolchain::GlibcStaticPie)
-            }
-        }
-    };
-}
 
 /// The system call of an strace record (`name(args) = result`).
 fn syscall_name(record: &str) -> &str {

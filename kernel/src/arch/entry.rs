@@ -130,7 +130,7 @@ ktls_syscall_entry:
     mov rdi, rsp
     xor ebp, ebp
     sti
-    cld
+    // No cld: FMASK clears DF on SYSCALL (arch/gdt.rs).
     call {syscall_handler}
     cli
     test eax, eax

@@ -255,14 +255,16 @@ fn deliver_pending(frame: &mut TrapFrame, may_defer: bool) {
 /// A fault in user mode: send the signal to the thread and deliver it now (a blocked or
 /// ignored synchronous fault signal kills the process, as Linux's force_sig does).
 pub fn force_fault(sig: u32, info: SigInfo, frame: &mut TrapFrame) {
-    let t = process::current_arc();
+    // A borrowed reference, not a counted one: exit_group never returns, so a counted
+    // reference held across it would never be released, and with it the thread, its process
+    // and the whole address space.
+    let t = process::current();
     let act = t.process.sigactions().lock()[sig as usize - 1];
     let blocked = t.sigmask.load(Relaxed) & sig_bit(sig) != 0;
     if blocked || act.handler == SIG_IGN || act.handler == SIG_DFL {
         process::exit_group(wstatus_signaled(sig));
     }
     t.pending.add(sig, Some(info));
-    drop(t);
     deliver_pending(frame, false);
 }
 

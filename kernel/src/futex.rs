@@ -11,6 +11,7 @@ use crate::sched::{self, State};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering::Relaxed;
+use ktls_abi::mm::{PROT_EXEC, PROT_READ, PROT_WRITE};
 use ktls_abi::time::{Timespec, CLOCK_MONOTONIC, CLOCK_REALTIME};
 use ktls_abi::Errno;
 use spin::Mutex;
@@ -48,8 +49,20 @@ fn bucket_index(k: Key) -> usize {
     ((k.1 >> 2) ^ (k.0 >> 12)) as usize % BUCKETS
 }
 
-fn key(addr: u64) -> Key {
-    (process::current().process.mm_root.load(Relaxed), addr)
+/// The key of the futex word at `addr`. A private futex is named by its address alone, as
+/// Linux's (which does not look at the memory). A shared one needs the page mapped and
+/// accessible, as Linux's get_futex_key (EFAULT otherwise).
+fn key(addr: u64, shared: bool) -> Result<Key, Errno> {
+    let p = &process::current().process;
+    if shared {
+        let mm = p.mm();
+        let mm = mm.lock();
+        let vma = mm.find_vma(addr).ok_or(Errno::EFAULT)?;
+        if vma.prot & (PROT_READ | PROT_WRITE | PROT_EXEC) == 0 {
+            return Err(Errno::EFAULT);
+        }
+    }
+    Ok((p.mm_root.load(Relaxed), addr))
 }
 
 fn with_bucket<R>(k: Key, f: impl FnOnce(&mut Vec<Waiter>) -> R) -> R {
@@ -65,6 +78,7 @@ pub fn futex(
     val3: u64,
 ) -> Result<u64, Errno> {
     let cmd = op & !(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME);
+    let shared = op & FUTEX_PRIVATE_FLAG == 0;
     if op & FUTEX_CLOCK_REALTIME != 0 && cmd != FUTEX_WAIT_BITSET && cmd != FUTEX_WAIT {
         return Err(Errno::ENOSYS);
     }
@@ -78,7 +92,7 @@ pub fn futex(
     match cmd {
         FUTEX_WAIT => {
             let deadline = relative_deadline(timeout)?;
-            wait(uaddr, val as u32, FUTEX_BITSET_MATCH_ANY, deadline)
+            wait(uaddr, shared, val as u32, FUTEX_BITSET_MATCH_ANY, deadline)
         }
         FUTEX_WAIT_BITSET => {
             if val3 as u32 == 0 {
@@ -90,19 +104,20 @@ pub fn futex(
                 CLOCK_MONOTONIC
             };
             let deadline = absolute_deadline(timeout, clock)?;
-            wait(uaddr, val as u32, val3 as u32, deadline)
+            wait(uaddr, shared, val as u32, val3 as u32, deadline)
         }
-        FUTEX_WAKE => Ok(wake(uaddr, val as usize, FUTEX_BITSET_MATCH_ANY)),
+        FUTEX_WAKE => wake(uaddr, shared, val as usize, FUTEX_BITSET_MATCH_ANY),
         FUTEX_WAKE_BITSET => {
             if val3 as u32 == 0 {
                 return Err(Errno::EINVAL);
             }
-            Ok(wake(uaddr, val as usize, val3 as u32))
+            wake(uaddr, shared, val as usize, val3 as u32)
         }
-        FUTEX_REQUEUE => requeue(uaddr, uaddr2, val as usize, timeout as usize, None),
+        FUTEX_REQUEUE => requeue(uaddr, uaddr2, shared, val as usize, timeout as usize, None),
         FUTEX_CMP_REQUEUE => requeue(
             uaddr,
             uaddr2,
+            shared,
             val as usize,
             timeout as usize,
             Some(val3 as u32),
@@ -143,13 +158,19 @@ fn absolute_deadline(timeout: u64, clock: u64) -> Result<Option<u64>, Errno> {
     }))
 }
 
-fn wait(uaddr: u64, expected: u32, bitset: u32, deadline: Option<u64>) -> Result<u64, Errno> {
-    let k = key(uaddr);
-    let t = process::current_arc();
-    t.futex_woken.store(false, Relaxed);
+fn wait(
+    uaddr: u64,
+    shared: bool,
+    expected: u32,
+    bitset: u32,
+    deadline: Option<u64>,
+) -> Result<u64, Errno> {
     // Read the word before taking the bucket lock (the read may fault in a page), then check
     // it again under the lock so a waker that changed it and found no waiter is not missed.
     UserPtr::<u32>::new(uaddr).read()?;
+    let k = key(uaddr, shared)?;
+    let t = process::current_arc();
+    t.futex_woken.store(false, Relaxed);
     with_bucket(k, |b| {
         if UserPtr::<u32>::new(uaddr).read()? != expected {
             return Err(Errno::EAGAIN);
@@ -203,9 +224,9 @@ fn take_waiters(b: &mut Vec<Waiter>, k: Key, n: usize, bitset: u32, out: &mut Ve
 
 /// Wakes up to `n` waiters on `uaddr` whose bitset matches. The scheduler is called with the
 /// bucket locked (lock order: futex bucket, then scheduler), so nothing is collected.
-fn wake(uaddr: u64, n: usize, bitset: u32) -> u64 {
-    let k = key(uaddr);
-    with_bucket(k, |b| {
+fn wake(uaddr: u64, shared: bool, n: usize, bitset: u32) -> Result<u64, Errno> {
+    let k = key(uaddr, shared)?;
+    Ok(with_bucket(k, |b| {
         let mut count = 0;
         let mut i = 0;
         while i < b.len() && count < n {
@@ -219,12 +240,13 @@ fn wake(uaddr: u64, n: usize, bitset: u32) -> u64 {
             }
         }
         count as u64
-    })
+    }))
 }
 
 fn requeue(
     uaddr: u64,
     uaddr2: u64,
+    shared: bool,
     nwake: usize,
     nrequeue: usize,
     cmp: Option<u32>,
@@ -232,11 +254,11 @@ fn requeue(
     if !uaddr2.is_multiple_of(4) {
         return Err(Errno::EINVAL);
     }
-    let (k1, k2) = (key(uaddr), key(uaddr2));
     if cmp.is_some() {
         // Fault the word in before the bucket lock (see `wait`).
         UserPtr::<u32>::new(uaddr).read()?;
     }
+    let (k1, k2) = (key(uaddr, shared)?, key(uaddr2, shared)?);
     let (woken, moved) = crate::arch::cpu::without_interrupts(|| {
         // Both buckets, locked in index order.
         let (i1, i2) = (bucket_index(k1), bucket_index(k2));
@@ -290,7 +312,8 @@ pub fn thread_exit_cleanup(t: &Arc<Thread>) {
     }
     let ctid = t.clear_child_tid.swap(0, Relaxed);
     if ctid != 0 && UserPtr::<u32>::new(ctid).write(&0).is_ok() {
-        wake(ctid, 1, FUTEX_BITSET_MATCH_ANY);
+        // A shared wake, as Linux's (pthread_join may wait either way).
+        let _ = wake(ctid, true, 1, FUTEX_BITSET_MATCH_ANY);
     }
 }
 
@@ -335,6 +358,6 @@ fn owner_died(tid: u32, uaddr: u64) {
         }
     }
     if val & FUTEX_WAITERS != 0 {
-        wake(uaddr, 1, FUTEX_BITSET_MATCH_ANY);
+        let _ = wake(uaddr, true, 1, FUTEX_BITSET_MATCH_ANY);
     }
 }

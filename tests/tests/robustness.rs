@@ -478,16 +478,12 @@ two_toolchains!(
 // ---------------------------------------------------------------------------------------------
 // Isolation.
 
-per_toolchain!(
-    isolation_memory,
-    ignore = "known ktls kernel gap, see the issue 7 note",
-    |tc| {
-        let Some(case) = c_case("isolation_memory", tc) else {
-            return;
-        };
-        run_case(&case.self_checking().compare(same_checks), 1, no_extra);
-    }
-);
+per_toolchain!(isolation_memory, |tc| {
+    let Some(case) = c_case("isolation_memory", tc) else {
+        return;
+    };
+    run_case(&case.self_checking().compare(same_checks), 1, no_extra);
+});
 
 per_toolchain!(
     isolation_cpu,

@@ -145,15 +145,30 @@ pub fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -
     let old_len = page_up(old_len).ok_or(Errno::EINVAL)?;
     let new_len = page_up(new_len).ok_or(Errno::EINVAL)?;
     // Lengths beyond user space (a wrapped negative length) are EINVAL, as Linux.
-    if old_len > USER_TOP
-        || new_len > USER_TOP
-        || old.checked_add(old_len).is_none_or(|e| e > USER_TOP)
-    {
+    if old_len > USER_TOP || new_len > USER_TOP {
         return Err(Errno::EINVAL);
     }
     if new_len == 0 || old_len == 0 {
         // old_len 0 duplicates a shared mapping, which private memory cannot do.
         return Err(Errno::EINVAL);
+    }
+    let fixed_end = if flags & MREMAP_FIXED != 0 {
+        // Linux checks the target before it looks at the old range: aligned, inside user
+        // space, not overlapping the old range.
+        let target_end = new_addr.checked_add(new_len).ok_or(Errno::EINVAL)?;
+        if !new_addr.is_multiple_of(PAGE) || new_addr < USER_BOTTOM || target_end > USER_TOP {
+            return Err(Errno::EINVAL);
+        }
+        if new_addr < old.saturating_add(old_len) && old < target_end {
+            return Err(Errno::EINVAL);
+        }
+        Some(target_end)
+    } else {
+        None
+    };
+    // An old range that is not all user space cannot be mapped: EFAULT, as Linux's VMA lookup.
+    if old.checked_add(old_len).is_none_or(|e| e > USER_TOP) {
+        return Err(Errno::EFAULT);
     }
     let t = current();
     let mm = t.process.mm();
@@ -162,15 +177,7 @@ pub fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -
     if old + old_len > vma.end {
         return Err(Errno::EFAULT);
     }
-    if flags & MREMAP_FIXED != 0 {
-        // Linux: aligned target, inside user space, not overlapping the old range.
-        let target_end = new_addr.checked_add(new_len).ok_or(Errno::EINVAL)?;
-        if !new_addr.is_multiple_of(PAGE) || new_addr < USER_BOTTOM || target_end > USER_TOP {
-            return Err(Errno::EINVAL);
-        }
-        if new_addr < old + old_len && old < target_end {
-            return Err(Errno::EINVAL);
-        }
+    if let Some(target_end) = fixed_end {
         let keep = old_len.min(new_len);
         mm.add_vma(new_addr, target_end, vma.prot, vma.kind);
         mm.move_pages(old, new_addr, keep)?;

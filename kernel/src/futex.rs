@@ -1,11 +1,13 @@
 //! Futexes: WAIT, WAKE, WAIT_BITSET, WAKE_BITSET, REQUEUE and CMP_REQUEUE, with timeouts, and
 //! what a thread's exit does to futexes (robust list, clear_child_tid).
 //!
-//! Waiters sit in one table keyed by (address space, user address). Private and shared
-//! futexes use the same key: memory is shared between processes only through vfork (same
-//! address space), so the address space identifies the futex word either way.
+//! Waiters sit in one table keyed by (address space, user address), as Linux keys private
+//! futexes and shared ones on private memory. A shared futex on MAP_SHARED memory, which
+//! other processes may map elsewhere, is keyed by (frame, offset in the page) instead.
 
+use crate::mm::addrspace::FaultResult;
 use crate::mm::uaccess::{self, UserPtr};
+use crate::mm::PAGE_SIZE;
 use crate::process::{self, Thread};
 use crate::sched::{self, State};
 use alloc::sync::Arc;
@@ -56,10 +58,21 @@ fn key(addr: u64, shared: bool) -> Result<Key, Errno> {
     let p = &process::current().process;
     if shared {
         let mm = p.mm();
-        let mm = mm.lock();
-        let vma = mm.find_vma(addr).ok_or(Errno::EFAULT)?;
+        let mut mm = mm.lock();
+        let vma = *mm.find_vma(addr).ok_or(Errno::EFAULT)?;
         if vma.prot & (PROT_READ | PROT_WRITE | PROT_EXEC) == 0 {
             return Err(Errno::EFAULT);
+        }
+        if vma.shared {
+            // MAP_SHARED memory may be mapped by other processes, at other addresses: the
+            // word is named by its frame (odd, unlike a page-table root) and offset.
+            if mm.frame_of(addr).is_none()
+                && mm.handle_fault(addr, false, false) != FaultResult::Handled
+            {
+                return Err(Errno::EFAULT);
+            }
+            let frame = mm.frame_of(addr).ok_or(Errno::EFAULT)?;
+            return Ok((frame.0 | 1, addr & (PAGE_SIZE as u64 - 1)));
         }
     }
     Ok((p.mm_root.load(Relaxed), addr))

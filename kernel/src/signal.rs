@@ -27,6 +27,7 @@ pub const CLD_EXITED: i32 = 1;
 pub const CLD_KILLED: i32 = 2;
 pub const SEGV_MAPERR: i32 = 1;
 pub const SEGV_ACCERR: i32 = 2;
+pub const BUS_ADRERR: i32 = 2;
 
 impl SigInfo {
     pub fn child(pid: u32, wstatus: u32) -> SigInfo {

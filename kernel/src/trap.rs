@@ -104,6 +104,11 @@ fn page_fault(frame: &mut TrapFrame) {
             }
         }
     }
+    if err & PF_USER != 0 && result == FaultResult::PastEof {
+        let info = SigInfo::fault(SIGBUS, signal::BUS_ADRERR, addr);
+        signal::force_fault(SIGBUS, info, frame);
+        return;
+    }
     if err & PF_USER != 0 {
         let code = if result == FaultResult::Forbidden {
             SEGV_ACCERR

@@ -521,16 +521,12 @@ fn enosys_logged(out: &Outcome) -> Vec<String> {
     problems
 }
 
-per_toolchain!(
-    isolation_process,
-    ignore = "known ktls kernel gap, see the issue 7 note",
-    |tc| {
-        let Some(case) = c_case("isolation_process", tc) else {
-            return;
-        };
-        run_case(&case.self_checking().compare(same_checks), 1, enosys_logged);
-    }
-);
+per_toolchain!(isolation_process, |tc| {
+    let Some(case) = c_case("isolation_process", tc) else {
+        return;
+    };
+    run_case(&case.self_checking().compare(same_checks), 1, enosys_logged);
+});
 
 // Two CPUs, so that an rseq area made read-only can be caught at a cpu_id store.
 per_toolchain!(isolation_rseq, |tc| {
@@ -556,16 +552,12 @@ two_toolchains!(exhaust_procs, |tc| {
     run_case(&case.self_checking().compare(exhaust_compare), 1, no_extra);
 });
 
-two_toolchains!(
-    exhaust_memory,
-    ignore = "known ktls kernel gap, see the issue 7 note",
-    |tc| {
-        let Some(case) = c_case("exhaust_memory", tc) else {
-            return;
-        };
-        run_case(&case.self_checking().compare(exhaust_compare), 1, no_extra);
-    }
-);
+two_toolchains!(exhaust_memory, |tc| {
+    let Some(case) = c_case("exhaust_memory", tc) else {
+        return;
+    };
+    run_case(&case.self_checking().compare(exhaust_compare), 1, no_extra);
+});
 
 two_toolchains!(
     exhaust_files,

@@ -3,8 +3,11 @@
 //! (demand paging): `mmap` only records a VMA and the page-fault handler fills it in, which
 //! is also what lets the copy layer fault on a fresh page and continue.
 //!
-//! Every leaf frame in the lower half belongs to exactly one address space (copy-on-write
-//! sharing comes with fork), so dropping an address space frees everything below it.
+//! Every leaf entry in the lower half holds a reference to its frame (`frame::share` and
+//! `frame::release`): MAP_SHARED memory keeps the same frames in parent and child after
+//! fork, and private pages are shared copy-on-write (mapped read-only with `COW` set in both,
+//! copied at the first write unless the writer is by then the only one left). Dropping an
+//! address space releases everything below it.
 
 use super::frame::{self, Frame};
 use super::{phys_to_virt, PAGE_SIZE};
@@ -47,6 +50,25 @@ pub struct Vma {
     /// PROT_READ | PROT_WRITE | PROT_EXEC bits.
     pub prot: u64,
     pub kind: VmaKind,
+    /// MAP_SHARED: the pages stay shared with the child across fork.
+    pub shared: bool,
+    /// Pages from this address on lie wholly past the end of the mapped file: touching them
+    /// is SIGBUS (BUS_ADRERR), as on Linux. u64::MAX for memory that is not a file's.
+    pub bus_from: u64,
+}
+
+impl Vma {
+    /// Private memory that is not a file's.
+    pub const fn new(start: u64, end: u64, prot: u64, kind: VmaKind) -> Vma {
+        Vma {
+            start,
+            end,
+            prot,
+            kind,
+            shared: false,
+            bus_from: u64::MAX,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,6 +92,8 @@ pub enum FaultResult {
     Unmapped,
     /// A VMA covers it but forbids the access: SIGSEGV with SEGV_ACCERR.
     Forbidden,
+    /// The page lies past the end of the mapped file: SIGBUS with BUS_ADRERR.
+    PastEof,
     /// No memory for the page.
     OutOfMemory,
 }
@@ -93,6 +117,10 @@ unsafe impl FrameAllocator<Size4KiB> for FramePool {
     }
 }
 
+/// Marks a private page whose frame may be shared with another address space: it is mapped
+/// read-only whatever its protection, and the first write copies it (see `break_cow`).
+const COW: F = F::BIT_10;
+
 /// PTE flags for a protection. PROT_NONE pages are not present (so every access faults, the
 /// copy layer's too) but keep their frame in the entry, so mprotect can make them accessible
 /// again with their contents; BIT_9 marks such "kept" entries.
@@ -108,6 +136,17 @@ fn pte_flags(prot: u64) -> F {
         f |= F::NO_EXECUTE;
     }
     f
+}
+
+/// The flags of an entry with flags `old` given protection `prot`: a copy-on-write page
+/// stays read-only (and copy-on-write) until written.
+fn reprotected(old: F, prot: u64) -> F {
+    let flags = pte_flags(prot);
+    if old.contains(COW) {
+        (flags - F::WRITABLE) | COW
+    } else {
+        flags
+    }
 }
 
 fn table_at(phys: u64) -> &'static mut PageTable {
@@ -178,18 +217,15 @@ impl AddressSpace {
             .is_some_and(|(_, v)| v.end > start)
     }
 
-    /// Records a VMA over [start, end) (page aligned), replacing whatever was there.
+    /// Records a private VMA over [start, end) (page aligned), replacing whatever was there.
     pub fn add_vma(&mut self, start: u64, end: u64, prot: u64, kind: VmaKind) {
-        self.remove_range(start, end);
-        self.vmas.insert(
-            start,
-            Vma {
-                start,
-                end,
-                prot,
-                kind,
-            },
-        );
+        self.add_mapping(Vma::new(start, end, prot, kind));
+    }
+
+    /// Records `vma` (page aligned), replacing whatever was there.
+    pub fn add_mapping(&mut self, vma: Vma) {
+        self.remove_range(vma.start, vma.end);
+        self.vmas.insert(vma.start, vma);
     }
 
     /// Splits VMAs so that `start` and `end` fall on VMA boundaries.
@@ -253,7 +289,7 @@ impl AddressSpace {
             tlb::shootdown(self.pml4.0, start, end);
         }
         for f in freed {
-            frame::free(f);
+            frame::release(f);
         }
     }
 
@@ -309,14 +345,53 @@ impl AddressSpace {
         if !allowed {
             return FaultResult::Forbidden;
         }
-        if self.frame_of(addr).is_some() {
-            // Present with the VMA's permissions: the access must have raced a mapping change.
-            return FaultResult::Handled;
+        if page_down(addr) >= vma.bus_from {
+            return FaultResult::PastEof;
         }
-        match self.populate(page_down(addr), vma.prot) {
-            Ok(_) => FaultResult::Handled,
+        let entry = self.leaf_entry(addr).filter(|e| !e.is_unused());
+        let result = match entry {
+            Some(e) if write && e.flags().contains(COW) => self.break_cow(addr, vma.prot),
+            // Present with the VMA's permissions: the access must have raced a mapping change.
+            Some(e) if e.flags().contains(F::PRESENT) => return FaultResult::Handled,
+            // A kept PROT_NONE entry the VMA now allows (raced an mprotect): its protection.
+            Some(e) => {
+                e.set_flags(reprotected(e.flags(), vma.prot));
+                return FaultResult::Handled;
+            }
+            None => self.populate(page_down(addr), vma.prot).map(|_| ()),
+        };
+        match result {
+            Ok(()) => FaultResult::Handled,
             Err(_) => FaultResult::OutOfMemory,
         }
+    }
+
+    /// Gives the copy-on-write page at `addr` a frame of its own (a copy, unless no other
+    /// address space holds the frame any more) and the VMA's protection `prot`.
+    fn break_cow(&mut self, addr: u64, prot: u64) -> Result<(), Errno> {
+        let addr = page_down(addr);
+        let e = self.leaf_entry(addr).ok_or(Errno::EFAULT)?;
+        let old = Frame(e.addr().as_u64());
+        if frame::is_shared(old) {
+            let new = frame::alloc().ok_or(Errno::ENOMEM)?;
+            super::frame_bytes_mut(new).copy_from_slice(super::frame_bytes_mut(old));
+            e.set_addr(PhysAddr::new(new.0), pte_flags(prot));
+            self.flush_page(addr);
+            // No CPU can reach the old frame through this address space any more.
+            frame::release(old);
+        } else {
+            e.set_flags(pte_flags(prot));
+            self.flush_page(addr);
+        }
+        Ok(())
+    }
+
+    /// Drops the translations of the page at `addr` on every CPU using this address space.
+    fn flush_page(&self, addr: u64) {
+        if self.is_active() {
+            cpu::flush_tlb_page(addr);
+        }
+        tlb::shootdown(self.pml4.0, addr, addr + PAGE);
     }
 
     /// Writes `data` at user address `addr` through the direct map, mapping pages as needed,
@@ -326,6 +401,12 @@ impl AddressSpace {
         while done < data.len() {
             let a = addr + done as u64;
             let vma = self.find_vma(a).copied().ok_or(Errno::EFAULT)?;
+            if self
+                .leaf_entry(a)
+                .is_some_and(|e| !e.is_unused() && e.flags().contains(COW))
+            {
+                self.break_cow(a, vma.prot)?;
+            }
             let f = match self.frame_of(a) {
                 Some(f) => f,
                 None => self.populate(page_down(a), vma.prot)?,
@@ -361,18 +442,18 @@ impl AddressSpace {
         self.split_at(start);
         self.split_at(end);
         let keys: alloc::vec::Vec<u64> = self.vmas.range(start..end).map(|(k, _)| *k).collect();
-        let mut mapper = self.mapper();
+        let active = self.is_active();
         for k in keys {
             let v = self.vmas.get_mut(&k).expect("vma just listed");
             v.prot = prot;
             let (vs, ve) = (v.start, v.end);
             let mut addr = vs;
             while addr < ve {
-                let page = Page::<Size4KiB>::containing_address(VirtAddr::new(addr));
-                // SAFETY: changes the flags of a user page we own; the kernel never relies on
-                // user page permissions.
-                if let Ok(flush) = unsafe { mapper.update_flags(page, pte_flags(prot)) } {
-                    flush.flush();
+                if let Some(e) = self.leaf_entry(addr).filter(|e| !e.is_unused()) {
+                    e.set_flags(reprotected(e.flags(), prot));
+                    if active {
+                        cpu::flush_tlb_page(addr);
+                    }
                 }
                 addr += PAGE;
             }
@@ -381,10 +462,20 @@ impl AddressSpace {
         Ok(())
     }
 
-    /// Drops the pages of [start, end) that are mapped, keeping the VMAs: the next touch
-    /// gets zeros (MADV_DONTNEED on private anonymous memory).
+    /// Drops the private pages of [start, end) that are mapped, keeping the VMAs: the next
+    /// touch gets zeros (MADV_DONTNEED on private anonymous memory). Shared memory keeps its
+    /// contents, as Linux's shmem behind a MAP_SHARED mapping does.
     pub fn discard(&mut self, start: u64, end: u64) {
-        self.unmap_pages(start, end);
+        let private: alloc::vec::Vec<(u64, u64)> = self
+            .vmas
+            .range(..end)
+            .map(|(_, v)| v)
+            .filter(|v| v.end > start && !v.shared)
+            .map(|v| (v.start.max(start), v.end.min(end)))
+            .collect();
+        for (s, e) in private {
+            self.unmap_pages(s, e);
+        }
     }
 
     /// Moves the pages of [old, old + len) to [new, new + len) (no overlap), keeping contents.
@@ -444,18 +535,71 @@ impl AddressSpace {
         out
     }
 
-    /// A copy of this address space for fork: the same VMAs and break, and a private copy of
-    /// every page mapped now (pages not yet touched stay demand-zero in both).
-    pub fn duplicate(&self) -> Result<AddressSpace, Errno> {
+    /// A copy of this address space for fork: the same VMAs and break. MAP_SHARED memory is
+    /// the same frames in both (every page of it is given a frame first, so a page neither
+    /// side has touched yet is shared too); private pages are shared copy-on-write (pages not
+    /// yet touched stay demand-zero in both), except the vvar page, which the kernel writes
+    /// for each process and which is copied.
+    pub fn duplicate(&mut self) -> Result<AddressSpace, Errno> {
+        let shared: alloc::vec::Vec<Vma> =
+            self.vmas.values().filter(|v| v.shared).copied().collect();
+        for v in shared {
+            let mut addr = v.start;
+            while addr < v.end.min(v.bus_from) {
+                if self.leaf_entry(addr).is_none_or(|e| e.is_unused()) {
+                    self.populate(addr, v.prot)?;
+                }
+                addr += PAGE;
+            }
+        }
         let mut new = AddressSpace::new()?;
         new.vmas = self.vmas.clone();
         new.brk_start = self.brk_start;
         new.brk = self.brk;
         new.as_limit = self.as_limit;
-        for (addr, frame, _) in self.mapped_pages() {
-            let prot = self.find_vma(addr).map_or(PROT_READ, |v| v.prot);
-            let nf = new.populate(addr, prot)?;
-            super::frame_bytes_mut(nf).copy_from_slice(super::frame_bytes_mut(frame));
+        let parents = F::PRESENT | F::WRITABLE | F::USER_ACCESSIBLE;
+        let mut made_cow = false;
+        for (addr, frame, flags) in self.mapped_pages() {
+            let vma = self.find_vma(addr).copied();
+            let (shared, kind) = vma.map_or((false, VmaKind::Anonymous), |v| (v.shared, v.kind));
+            if kind == VmaKind::Vvar {
+                let prot = vma.map_or(PROT_READ, |v| v.prot);
+                let nf = new.populate(addr, prot)?;
+                super::frame_bytes_mut(nf).copy_from_slice(super::frame_bytes_mut(frame));
+                continue;
+            }
+            let flags = if shared {
+                flags
+            } else {
+                let cow = (flags - F::WRITABLE) | COW;
+                if cow != flags {
+                    let e = self.leaf_entry(addr).expect("page just listed");
+                    e.set_flags(cow);
+                    made_cow = true;
+                }
+                cow
+            };
+            frame::share(frame);
+            let page = Page::<Size4KiB>::containing_address(VirtAddr::new(addr));
+            let pf = PhysFrame::containing_address(PhysAddr::new(frame.0));
+            // SAFETY: `new` maps nothing at `addr` yet (it is being built from this space's
+            // pages, each listed once), and the reference just taken is the entry's.
+            let r = unsafe {
+                new.mapper()
+                    .map_to_with_table_flags(page, pf, flags, parents, &mut FramePool)
+            };
+            if r.is_err() {
+                frame::release(frame);
+                return Err(Errno::ENOMEM);
+            }
+        }
+        if made_cow {
+            // Pages this space may have written until now are read-only from here on.
+            if self.is_active() {
+                // SAFETY: reloading CR3 with the table already loaded only flushes the TLB.
+                unsafe { cpu::write_cr3(self.pml4.0) };
+            }
+            tlb::shootdown(self.pml4.0, 0, USER_TOP);
         }
         Ok(new)
     }
@@ -494,12 +638,7 @@ impl AddressSpace {
             self.vmas.remove(&start);
             self.vmas.insert(
                 start,
-                Vma {
-                    start,
-                    end: new_end,
-                    prot: PROT_READ | PROT_WRITE,
-                    kind: VmaKind::Heap,
-                },
+                Vma::new(start, new_end, PROT_READ | PROT_WRITE, VmaKind::Heap),
             );
         } else if new_end < old_end {
             self.remove_range(new_end, old_end);
@@ -527,7 +666,8 @@ impl Drop for AddressSpace {
 
 /// Frees a lower-half page-table subtree: `level` 3 = PDPT, 2 = PD, 1 = PT, 0 = a leaf frame.
 fn free_table_tree(entry: &x86_64::structures::paging::page_table::PageTableEntry, level: u8) {
-    // A leaf may be a kept PROT_NONE entry (not present, frame kept): it owns its frame too.
+    // A leaf may be a kept PROT_NONE entry (not present, frame kept): it holds a reference to
+    // its frame too.
     let owns = if level == 0 {
         !entry.is_unused()
     } else {
@@ -542,8 +682,10 @@ fn free_table_tree(entry: &x86_64::structures::paging::page_table::PageTableEntr
         for e in t.iter() {
             free_table_tree(e, level - 1);
         }
+        frame::free(Frame(phys));
+    } else {
+        frame::release(Frame(phys));
     }
-    frame::free(Frame(phys));
 }
 
 /// Switches to the address space whose root table `root` holds (a process's `mm_root`, kept

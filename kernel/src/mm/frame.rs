@@ -5,9 +5,15 @@
 //! an intrusive free list: each holds the physical address of the next in its first 8 bytes,
 //! reached through the direct map. Both paths are O(1) and need no memory of their own. The
 //! free count is what `/proc/meminfo` reports and what the leak tests compare.
+//!
+//! A user frame may be mapped by several address spaces (MAP_SHARED memory, and private
+//! pages shared copy-on-write after fork). Each mapping holds a reference: `share` adds one,
+//! `release` drops one and frees the frame with the last. The count kept per frame is the
+//! number of references beyond the first, so a frame fresh from `alloc` needs no setup.
 
 use super::PAGE_SIZE;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use spin::Mutex;
 
 /// A 4 KiB-aligned physical address owned by whoever allocated it.
@@ -94,4 +100,43 @@ pub fn free_count() -> usize {
 
 pub fn total_count() -> usize {
     TOTAL.load(Ordering::Relaxed)
+}
+
+/// References beyond the first to each frame, indexed by frame number (see the module
+/// comment). Set once at boot, covering every frame the allocator can hand out.
+static SHARES: spin::Once<&'static [AtomicU32]> = spin::Once::new();
+
+/// Sets up the reference counts for frames below physical address `end` (after the heap).
+pub fn init_shares(end: u64) {
+    SHARES.call_once(|| {
+        let n = (end / PAGE_SIZE as u64) as usize;
+        let mut v = Vec::with_capacity(n);
+        v.resize_with(n, || AtomicU32::new(0));
+        v.leak()
+    });
+}
+
+fn shares(f: Frame) -> &'static AtomicU32 {
+    let table = SHARES.get().expect("frame reference counts not set up");
+    &table[(f.0 / PAGE_SIZE as u64) as usize]
+}
+
+/// Adds a reference to a frame the caller holds one to.
+pub fn share(f: Frame) {
+    shares(f).fetch_add(1, Ordering::AcqRel);
+}
+
+/// Whether anyone else holds a reference to a frame the caller holds one to.
+pub fn is_shared(f: Frame) -> bool {
+    shares(f).load(Ordering::Acquire) != 0
+}
+
+/// Drops the caller's reference to a frame; the last one frees it.
+pub fn release(f: Frame) {
+    let last = shares(f)
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+        .is_err();
+    if last {
+        free(f);
+    }
 }

@@ -108,6 +108,8 @@ pub fn init(info: &HvmStartInfo) -> BootMemory {
     }
     let heap_start = heap_start.expect("no RAM region large enough for the kernel heap");
     heap::init(phys_to_virt(heap_start), heap_size);
+    let frames_end = free_ranges[..nfree].iter().map(|r| r.1).max().unwrap_or(0);
+    frame::init_shares(frames_end);
     for &(s, e) in &free_ranges[..nfree] {
         let low_end = e.min(BOOT_MAPPED);
         if low_end > s {

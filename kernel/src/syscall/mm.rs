@@ -1,7 +1,7 @@
 //! brk, mmap, munmap, mprotect, mremap and madvise, with Linux's argument checks.
 
 use super::SysResult;
-use crate::mm::addrspace::{page_down, page_up, VmaKind, USER_BOTTOM, USER_TOP};
+use crate::mm::addrspace::{page_down, page_up, Vma, VmaKind, USER_BOTTOM, USER_TOP};
 use crate::process::current;
 use ktls_abi::mm::*;
 use ktls_abi::Errno;
@@ -87,10 +87,18 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, offset: u64) ->
     } else {
         VmaKind::Anonymous
     };
-    mm.add_vma(start, start + len, prot, kind);
+    let mut vma = Vma::new(start, start + len, prot, kind);
+    vma.shared = matches!(flags & MAP_TYPE, MAP_SHARED | MAP_SHARED_VALIDATE);
+    if let Some(contents) = &file {
+        // Pages wholly past the end of the file (its size rounded up to a page) are SIGBUS.
+        let size = contents.bytes().len() as u64;
+        let file_pages = page_up(size.saturating_sub(offset)).unwrap_or(u64::MAX);
+        vma.bus_from = start.saturating_add(file_pages);
+    }
+    mm.add_mapping(vma);
     if let Some(contents) = file {
-        // A private file mapping is a copy of the file's pages; past the end of the file
-        // the mapping reads zeros (we do not raise SIGBUS beyond the last page).
+        // A file mapping is a copy of the file's pages as they are now (there is no page
+        // cache); the rest of the last page reads zeros.
         let data = contents.bytes();
         let from = (offset as usize).min(data.len());
         let to = (offset.saturating_add(len) as usize).min(data.len());
@@ -179,7 +187,7 @@ pub fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -
     }
     if let Some(target_end) = fixed_end {
         let keep = old_len.min(new_len);
-        mm.add_vma(new_addr, target_end, vma.prot, vma.kind);
+        mm.add_mapping(moved(&vma, old, new_addr, target_end));
         mm.move_pages(old, new_addr, keep)?;
         if flags & MREMAP_DONTUNMAP == 0 {
             mm.remove_range(old, old + old_len);
@@ -195,19 +203,38 @@ pub fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -
         return Err(Errno::ENOMEM);
     }
     if old + old_len == vma.end && grow_end <= USER_TOP && mm.is_free(vma.end, grow_end) {
-        mm.add_vma(vma.end, grow_end, vma.prot, vma.kind);
+        mm.add_mapping(Vma {
+            start: vma.end,
+            end: grow_end,
+            ..vma
+        });
         return Ok(old);
     }
     if flags & MREMAP_MAYMOVE == 0 {
         return Err(Errno::ENOMEM);
     }
     let new = mm.find_free(new_len).ok_or(Errno::ENOMEM)?;
-    mm.add_vma(new, new + new_len, vma.prot, vma.kind);
+    mm.add_mapping(moved(&vma, old, new, new + new_len));
     mm.move_pages(old, new, old_len)?;
     if flags & MREMAP_DONTUNMAP == 0 {
         mm.remove_range(old, old + old_len);
     }
     Ok(new)
+}
+
+/// The VMA that `vma`'s part from `old` becomes when moved to [new, end): the same kind of
+/// memory, with the end of the file as far from the start as it was.
+fn moved(vma: &Vma, old: u64, new: u64, end: u64) -> Vma {
+    let bus_from = match vma.bus_from {
+        u64::MAX => u64::MAX,
+        b => new.saturating_add(b.saturating_sub(old)),
+    };
+    Vma {
+        start: new,
+        end,
+        bus_from,
+        ..*vma
+    }
 }
 
 pub fn madvise(addr: u64, len: u64, advice: u64) -> SysResult {

@@ -1,32 +1,37 @@
 //! The `ktls-bench` command: build, run everything, report.
 
-use crate::parse::{GuestRun, NativeRun};
+use crate::kvm::{self, HostClock, KvmRuns, TscRate};
+use crate::parse::{Counter, GuestRun, NativeRun};
 use crate::report::{self, Meta, Results};
 use crate::{linux, programs};
-use ktls_runner::{AccelChoice, Input, RunConfig};
+use ktls_runner::{Accel, AccelChoice, HostFacts, Input, RunConfig};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 pub const HELP: &str = "\
-ktls-bench: instructions per operation on ktls and Linux (QEMU TCG -icount), ring-3 ns on the host
+ktls-bench: instructions per operation on ktls and Linux (QEMU TCG -icount), ns under KVM,
+ring-3 ns on the host
 
 USAGE:
     cargo run -p ktls-bench --release -- [OPTIONS]
     cargo run --release -- bench [OPTIONS]
 
 Runs the guest program (bench/c/guest.c) on ktls as booted, on ktls with `nofsgsbase`, and as
-/init on Linux, all in QEMU with -icount shift=0,sleep=off; runs the native harness
-(bench/c/native.c) on the host; prints the table and the targets, and writes
-target/bench/latest.{txt,json,svg} and target/bench/<commit>.json.
+/init on Linux, all in QEMU with -icount shift=0,sleep=off; where KVM really works (/dev/kvm
+usable and not kvm-pvm, as for `ktls run --accel auto`), runs the same three again under
+-accel kvm -cpu host and reports them in ns (TSC cycles / the TSC rate), else says why not;
+runs the native harness (bench/c/native.c) on the host; prints the table and the targets, and
+writes target/bench/latest.{txt,json,svg} and target/bench/<commit>.json.
 
 OPTIONS:
     --linux-kernel FILE   the Linux bzImage to compare with (default: $KTLS_BENCH_LINUX, else the
                           newest /boot/vmlinuz-*-cloud-amd64; apt-get install linux-image-cloud-amd64)
     --vdso FILE           the ktls vDSO image for the native half (default: $KTLS_BENCH_VDSO,
                           else the one ktls-vdso-image builds, which the kernel embeds)
-    --no-linux            skip the Linux run (its column says n/a)
+    --no-linux            skip the Linux runs (their columns say n/a)
+    --no-kvm              skip the KVM runs (the report says so)
     --no-native           skip the host measurements
     --timeout SECS        limit for each QEMU run (default 3600; Linux under TCG boots in ~3 s on
                           an idle machine, the whole Linux run takes a minute or more)
@@ -41,6 +46,7 @@ pub struct Options {
     pub vdso: Option<PathBuf>,
     pub linux: bool,
     pub native: bool,
+    pub kvm: bool,
     pub timeout: Duration,
     pub out: Option<PathBuf>,
 }
@@ -52,6 +58,7 @@ impl Default for Options {
             vdso: None,
             linux: true,
             native: true,
+            kvm: true,
             timeout: Duration::from_secs(3600),
             out: None,
         }
@@ -81,6 +88,7 @@ pub fn parse(args: &[OsString]) -> Result<Option<Options>, String> {
             "--vdso" => o.vdso = Some(value(a)?.into()),
             "--no-linux" => o.linux = false,
             "--no-native" => o.native = false,
+            "--no-kvm" => o.kvm = false,
             "--out" => o.out = Some(value(a)?.into()),
             "--timeout" => {
                 let v = value(a)?;
@@ -167,10 +175,31 @@ fn find_vdso(opts: &Options) -> Result<PathBuf, String> {
     ktls_vdso_image::image()
 }
 
-fn run_ktls(guest: &Path, kernel_args: &[&str], timeout: Duration) -> Result<GuestRun, String> {
+/// The QEMU arguments and the reading of the TSC for a run under `accel`: `-icount` and
+/// instructions under TCG, TSC cycles under KVM.
+fn accel_setup(accel: Accel) -> (Vec<String>, Counter) {
+    match accel {
+        Accel::Tcg => (
+            ICOUNT.iter().map(|s| s.to_string()).collect(),
+            Counter::Instructions,
+        ),
+        Accel::Kvm => (Vec::new(), Counter::TscCycles),
+    }
+}
+
+fn run_ktls(
+    guest: &Path,
+    kernel_args: &[&str],
+    timeout: Duration,
+    accel: Accel,
+) -> Result<GuestRun, String> {
+    let (extra_qemu_args, counter) = accel_setup(accel);
     let cfg = RunConfig {
-        accel: AccelChoice::Tcg,
-        extra_qemu_args: ICOUNT.iter().map(|s| s.to_string()).collect(),
+        accel: match accel {
+            Accel::Tcg => AccelChoice::Tcg,
+            Accel::Kvm => AccelChoice::Kvm,
+        },
+        extra_qemu_args,
         kernel_args: kernel_args.iter().map(|s| s.to_string()).collect(),
         stdin: Input::Null,
         timeout: Some(timeout),
@@ -179,7 +208,17 @@ fn run_ktls(guest: &Path, kernel_args: &[&str], timeout: Duration) -> Result<Gue
     };
     let out = ktls_runner::run_captured(&cfg, guest, &["ktls".into()])
         .map_err(|e| format!("ktls run failed: {e}"))?;
-    let mut run = GuestRun::parse(&String::from_utf8_lossy(&out.stdout));
+    if out.accel != accel {
+        return Err(format!(
+            "the runner used {} instead of {}",
+            out.accel.name(),
+            accel.name()
+        ));
+    }
+    let mut run = GuestRun::parse_as(&String::from_utf8_lossy(&out.stdout), counter);
+    if let Some(mhz) = kvm::kernel_tsc_mhz(&out.kernel_log) {
+        run.info.insert("kernel_tsc_mhz".into(), mhz.to_string());
+    }
     if out.status != 0 || !run.done {
         let mut why = format!("exit status {}", out.status);
         if let Some(m) = &out.message {
@@ -188,30 +227,72 @@ fn run_ktls(guest: &Path, kernel_args: &[&str], timeout: Duration) -> Result<Gue
         if let Some(p) = &out.panic_report {
             why.push_str(&format!("\nkernel panic:\n{p}"));
         }
-        eprintln!("ktls-bench: the ktls run {kernel_args:?} did not finish cleanly: {why}");
+        eprintln!(
+            "ktls-bench: the ktls run {kernel_args:?} ({}) did not finish cleanly: {why}",
+            accel.name()
+        );
         run.notes.push(why);
     }
     Ok(run)
 }
 
-fn run_linux(kernel: &Path, guest: &Path, timeout: Duration) -> Result<GuestRun, String> {
-    let icount: Vec<String> = ICOUNT.iter().map(|s| s.to_string()).collect();
+fn run_linux(
+    kernel: Option<&Path>,
+    wanted: bool,
+    guest: &Path,
+    timeout: Duration,
+    accel: Accel,
+) -> Result<GuestRun, String> {
+    let Some(kernel) = kernel else {
+        return Err(if wanted {
+            "no Linux kernel (apt-get install linux-image-cloud-amd64, or --linux-kernel)".into()
+        } else {
+            "skipped (--no-linux)".into()
+        });
+    };
+    let (extra_qemu_args, counter) = accel_setup(accel);
     let out = linux::run(
         kernel,
         guest,
         RunConfig::default().mem_mib,
-        &icount,
+        accel,
+        &extra_qemu_args,
         timeout,
     )?;
-    let mut run = GuestRun::parse(&out.console);
+    let mut run = GuestRun::parse_as(&out.console, counter);
     if out.timed_out {
         eprintln!(
-            "ktls-bench: the Linux run timed out after {} s",
+            "ktls-bench: the Linux run ({}) timed out after {} s",
+            accel.name(),
             timeout.as_secs()
         );
         run.notes.push("timed out".into());
     }
     Ok(run)
+}
+
+/// The KVM runs, one after the other (so that they do not compete for the CPUs), with the
+/// host's TSC rate measured around them (see [`TscRate`]).
+fn run_kvm(guest: &Path, linux_kernel: Option<&Path>, opts: &Options) -> KvmRuns {
+    let start = HostClock::now();
+    let ktls = run_ktls(guest, &[], opts.timeout, Accel::Kvm);
+    let ktls_nofsgsbase = run_ktls(guest, &["nofsgsbase"], opts.timeout, Accel::Kvm);
+    let linux = run_linux(linux_kernel, opts.linux, guest, opts.timeout, Accel::Kvm);
+    let host_ghz = HostClock::now().ghz_since(&start);
+    let ktls_mhz = [&ktls, &ktls_nofsgsbase].iter().find_map(|r| {
+        r.as_ref()
+            .ok()
+            .and_then(|g| g.info.get("kernel_tsc_mhz"))
+            .and_then(|m| m.parse().ok())
+    });
+    let tsc = TscRate::choose(host_ghz, ktls_mhz);
+    eprintln!("ktls-bench: KVM TSC rate: {}", tsc.source);
+    KvmRuns {
+        ktls,
+        ktls_nofsgsbase,
+        linux,
+        tsc,
+    }
 }
 
 fn run_native(native: &Path, vdso: Option<&Path>) -> Result<NativeRun, String> {
@@ -291,18 +372,19 @@ fn execute(opts: &Options) -> Result<(), String> {
         Err("skipped (--no-native)".into())
     };
 
-    eprintln!("ktls-bench: QEMU runs (ktls, ktls nofsgsbase, Linux) under -icount");
+    eprintln!("ktls-bench: QEMU runs (ktls, ktls nofsgsbase, Linux) under TCG -icount");
     let timeout = opts.timeout;
     let (ktls, ktls_nofsgsbase, linux) = std::thread::scope(|s| {
-        let a = s.spawn(|| run_ktls(&guest, &[], timeout));
-        let b = s.spawn(|| run_ktls(&guest, &["nofsgsbase"], timeout));
-        let c = s.spawn(|| match &linux_kernel {
-            Some(k) => run_linux(k, &guest, timeout),
-            None if !opts.linux => Err("skipped (--no-linux)".to_string()),
-            None => Err(
-                "no Linux kernel (apt-get install linux-image-cloud-amd64, or --linux-kernel)"
-                    .to_string(),
-            ),
+        let a = s.spawn(|| run_ktls(&guest, &[], timeout, Accel::Tcg));
+        let b = s.spawn(|| run_ktls(&guest, &["nofsgsbase"], timeout, Accel::Tcg));
+        let c = s.spawn(|| {
+            run_linux(
+                linux_kernel.as_deref(),
+                opts.linux,
+                &guest,
+                timeout,
+                Accel::Tcg,
+            )
         });
         let join = |h: std::thread::ScopedJoinHandle<'_, Result<GuestRun, String>>| {
             h.join()
@@ -319,12 +401,39 @@ fn execute(opts: &Options) -> Result<(), String> {
             eprintln!("ktls-bench: {name}: {e}");
         }
     }
+
+    // KVM last, alone: its figures are real time, which other QEMUs would disturb.
+    let kvm = if !opts.kvm {
+        Err("skipped (--no-kvm)".to_string())
+    } else {
+        match kvm::usable(&HostFacts::probe()) {
+            Err(why) => {
+                eprintln!("ktls-bench: KVM: not measured ({why})");
+                Err(why)
+            }
+            Ok(()) => {
+                eprintln!("ktls-bench: QEMU runs (ktls, ktls nofsgsbase, Linux) under KVM");
+                let k = run_kvm(&guest, linux_kernel.as_deref(), opts);
+                for (name, run) in [
+                    ("ktls", &k.ktls),
+                    ("ktls nofsgsbase", &k.ktls_nofsgsbase),
+                    ("Linux", &k.linux),
+                ] {
+                    if let Err(e) = run {
+                        eprintln!("ktls-bench: {name} (KVM): {e}");
+                    }
+                }
+                Ok(k)
+            }
+        }
+    };
     let results = Results {
         meta,
         ktls,
         ktls_nofsgsbase,
         linux,
         native: native_run,
+        kvm,
     };
     let text = report::text(&results);
     print!("{text}");
@@ -359,6 +468,7 @@ mod tests {
         let o = p(&[
             "--no-linux",
             "--no-native",
+            "--no-kvm",
             "--timeout",
             "30",
             "--vdso",
@@ -370,11 +480,20 @@ mod tests {
         ])
         .unwrap()
         .unwrap();
-        assert!(!o.linux && !o.native);
+        assert!(!o.linux && !o.native && !o.kvm);
+        assert!(p(&[]).unwrap().unwrap().kvm);
         assert_eq!(o.timeout, Duration::from_secs(30));
         assert_eq!(o.vdso, Some(PathBuf::from("/v")));
         assert_eq!(o.linux_kernel, Some(PathBuf::from("/k")));
         assert_eq!(o.out, Some(PathBuf::from("/o")));
+        assert_eq!(
+            accel_setup(Accel::Tcg),
+            (
+                vec!["-icount".to_string(), "shift=0,sleep=off".to_string()],
+                Counter::Instructions
+            )
+        );
+        assert_eq!(accel_setup(Accel::Kvm), (Vec::new(), Counter::TscCycles));
         for bad in [&["--timeout"][..], &["--timeout", "0"], &["--frob"]] {
             assert!(p(bad).is_err(), "{bad:?}");
         }
@@ -383,6 +502,7 @@ mod tests {
             "--vdso",
             "--no-linux",
             "--no-native",
+            "--no-kvm",
             "--timeout",
             "--out",
         ] {

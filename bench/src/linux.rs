@@ -1,6 +1,8 @@
 //! Running the guest program as `/init` on a real Linux kernel, in the same QEMU configuration
-//! as ktls (microvm, TCG, `-cpu max`, one CPU, the same memory, `-icount`).
+//! as ktls (microvm, one CPU, the same memory; TCG `-cpu max` with `-icount`, or KVM
+//! `-cpu host`).
 
+use std::ffi::OsString;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -42,12 +44,13 @@ pub struct LinuxOutput {
     pub timed_out: bool,
 }
 
-/// Boots `kernel` with an initramfs holding `program` as `/init` (started with argv
-/// `init linux`) and returns the console output.
+/// Boots `kernel` under `accel` (its `-accel` and `-cpu` are the runner's) with an initramfs
+/// holding `program` as `/init` (started with argv `init linux`) and returns the console output.
 pub fn run(
     kernel: &Path,
     program: &Path,
     mem_mib: u64,
+    accel: ktls_runner::Accel,
     extra_qemu_args: &[String],
     timeout: Duration,
 ) -> Result<LinuxOutput, String> {
@@ -66,20 +69,7 @@ pub fn run(
 
     let qemu = ktls_runner::qemu::qemu_binary();
     let mut cmd = Command::new(&qemu);
-    cmd.args(["-M", ktls_runner::Machine::Microvm.qemu_arg()])
-        .args(ktls_runner::Accel::Tcg.qemu_args())
-        .args(["-m", &format!("{mem_mib}M"), "-smp", "1"])
-        .args(["-nodefaults", "-display", "none", "-no-reboot"])
-        .args(["-serial", "stdio"])
-        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=4"])
-        .arg("-kernel")
-        .arg(kernel)
-        .arg("-initrd")
-        .arg(&initrd)
-        // `panic=-1 reboot=t`: should /init die, reboot at once by triple fault (microvm has no
-        // keyboard controller to reset through), which -no-reboot turns into QEMU's exit.
-        .args(["-append", "console=ttyS0 quiet panic=-1 reboot=t -- linux"])
-        .args(extra_qemu_args)
+    cmd.args(qemu_args(kernel, &initrd, mem_mib, accel, extra_qemu_args))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -126,9 +116,64 @@ pub fn run(
     Ok(LinuxOutput { console, timed_out })
 }
 
+/// QEMU's arguments for booting `kernel` with `initrd` under `accel`.
+fn qemu_args(
+    kernel: &Path,
+    initrd: &Path,
+    mem_mib: u64,
+    accel: ktls_runner::Accel,
+    extra_qemu_args: &[String],
+) -> Vec<OsString> {
+    let mut a: Vec<OsString> = Vec::new();
+    let mut add = |words: &[&str]| a.extend(words.iter().map(OsString::from));
+    add(&["-M", ktls_runner::Machine::Microvm.qemu_arg()]);
+    add(&accel.qemu_args());
+    add(&["-m", &format!("{mem_mib}M"), "-smp", "1"]);
+    add(&["-nodefaults", "-display", "none", "-no-reboot"]);
+    add(&["-serial", "stdio"]);
+    add(&["-device", "isa-debug-exit,iobase=0xf4,iosize=4"]);
+    a.push("-kernel".into());
+    a.push(kernel.into());
+    a.push("-initrd".into());
+    a.push(initrd.into());
+    // `panic=-1 reboot=t`: should /init die, reboot at once by triple fault (microvm has no
+    // keyboard controller to reset through), which -no-reboot turns into QEMU's exit.
+    a.push("-append".into());
+    a.push("console=ttyS0 quiet panic=-1 reboot=t -- linux".into());
+    a.extend(extra_qemu_args.iter().map(OsString::from));
+    a
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn accelerators() {
+        let args = |accel, extra: &[&str]| {
+            let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+            qemu_args(Path::new("/k"), Path::new("/i"), 256, accel, &extra)
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let tcg = args(ktls_runner::Accel::Tcg, &["-icount", "shift=0,sleep=off"]);
+        assert!(
+            tcg.starts_with("-M microvm,rtc=on -accel tcg -cpu max -m 256M"),
+            "{tcg}"
+        );
+        assert!(
+            tcg.ends_with(" -- linux -icount shift=0,sleep=off"),
+            "{tcg}"
+        );
+        let kvm = args(ktls_runner::Accel::Kvm, &[]);
+        assert!(
+            kvm.starts_with("-M microvm,rtc=on -accel kvm -cpu host -m 256M"),
+            "{kvm}"
+        );
+        assert!(!kvm.contains("icount") && !kvm.contains("tcg"), "{kvm}");
+    }
 
     #[test]
     fn versions_compare_as_numbers() {

@@ -40,9 +40,27 @@ fn payload<'a>(line: &'a str, marker: &str) -> Option<&'a str> {
     Some(line[at + marker.len()..].trim())
 }
 
+/// What the guest's TSC counts, which decides how `@kb m` lines are read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Counter {
+    /// QEMU TCG with `-icount shift=0`: one tick per instruction, so a line's EXTRA set-up
+    /// instructions per operation are subtracted.
+    #[default]
+    Instructions,
+    /// KVM: TSC cycles of real time. An instruction costs no fixed number of cycles (the set-up
+    /// `mov`s issue alongside the operation), so EXTRA is not subtracted: a figure includes its
+    /// few set-up instructions.
+    TscCycles,
+}
+
 impl GuestRun {
-    /// Parses the guest's output (other lines are ignored).
+    /// Parses the guest's output under TCG `-icount` (other lines are ignored).
     pub fn parse(text: &str) -> GuestRun {
+        GuestRun::parse_as(text, Counter::Instructions)
+    }
+
+    /// Parses the guest's output, reading its TSC deltas as `counter` says.
+    pub fn parse_as(text: &str, counter: Counter) -> GuestRun {
         let mut run = GuestRun::default();
         let mut raws: Vec<(String, Raw)> = Vec::new();
         for line in text.lines() {
@@ -103,13 +121,17 @@ impl GuestRun {
                 continue;
             }
             let n = raw.n as f64;
+            let extra = match counter {
+                Counter::Instructions => raw.extra as f64,
+                Counter::TscCycles => 0.0,
+            };
             let cell = if raw.asm_loop {
                 match base.get(&raw.n) {
                     Some(&b) => {
                         let per_op: Vec<f64> = raw
                             .deltas
                             .iter()
-                            .map(|&d| (d as f64 - b) / n - raw.extra as f64)
+                            .map(|&d| (d as f64 - b) / n - extra)
                             .collect();
                         Stats::of(&per_op).ok_or_else(|| "no repetitions".to_string())
                     }
@@ -247,6 +269,16 @@ mod tests {
         assert_eq!(r.notes.len(), 2, "{:?}", r.notes);
         let early = GuestRun::parse("@kb boot 5\n");
         assert_eq!(early.get("tls_load"), Err("run ended early".to_string()));
+    }
+
+    #[test]
+    fn tsc_cycles_keep_the_set_up_instructions() {
+        let r = GuestRun::parse_as(GUEST, Counter::TscCycles);
+        // (1500 - 25) / 10, the `mov` of the number not subtracted.
+        assert_eq!(r.get("sys_getppid").unwrap().median, 147.5);
+        assert_eq!(r.get("tls_load").unwrap().median, 1.0);
+        assert_eq!(r.get("futex_pingpong").unwrap().median, 101.0);
+        assert_eq!(r.boot_tsc, Some(10171059));
     }
 
     #[test]

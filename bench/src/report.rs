@@ -1,6 +1,7 @@
 //! The results: rows, ratios, targets, and the text table, JSON and SVG made from them.
 
 use crate::json::Json;
+use crate::kvm::KvmRuns;
 use crate::parse::{GuestRun, NativeRun, NativeStats};
 use crate::stats::{Cell, Stats};
 use std::fmt::Write;
@@ -29,6 +30,8 @@ pub struct Results {
     pub ktls_nofsgsbase: Result<GuestRun, String>,
     pub linux: Result<GuestRun, String>,
     pub native: Result<NativeRun, String>,
+    /// The KVM runs, or why there are none (`skipped (--no-kvm)`, `kvm-pvm detected: ...`).
+    pub kvm: Result<KvmRuns, String>,
 }
 
 /// A row of the instruction table: ktls against Linux.
@@ -104,18 +107,59 @@ fn explain(reason: &str) -> String {
     }
 }
 
-fn cell(r: &Results, src: Src) -> Cell {
+/// The three guest runs of one accelerator.
+struct Runs<'a> {
+    ktls: &'a Result<GuestRun, String>,
+    ktls_nofsgsbase: &'a Result<GuestRun, String>,
+    linux: &'a Result<GuestRun, String>,
+}
+
+fn cell(r: &Runs, src: Src) -> Cell {
     match src {
-        Src::Ktls(n) => guest_cell(&r.ktls, n),
-        Src::KtlsNoFsgsbase(n) => guest_cell(&r.ktls_nofsgsbase, n),
-        Src::Linux(n) => guest_cell(&r.linux, n),
-        Src::KtlsBoot => boot_cell(&r.ktls),
-        Src::LinuxBoot => boot_cell(&r.linux),
+        Src::Ktls(n) => guest_cell(r.ktls, n),
+        Src::KtlsNoFsgsbase(n) => guest_cell(r.ktls_nofsgsbase, n),
+        Src::Linux(n) => guest_cell(r.linux, n),
+        Src::KtlsBoot => boot_cell(r.ktls),
+        Src::LinuxBoot => boot_cell(r.linux),
     }
 }
 
 /// The rows of the instruction table, in order.
 pub fn insn_rows(r: &Results) -> Vec<InsnRow> {
+    guest_rows(&Runs {
+        ktls: &r.ktls,
+        ktls_nofsgsbase: &r.ktls_nofsgsbase,
+        linux: &r.linux,
+    })
+}
+
+/// The same rows under KVM, in nanoseconds (TSC cycles divided by the TSC rate), or why there
+/// are none.
+pub fn kvm_rows(r: &Results) -> Result<Vec<InsnRow>, String> {
+    let k = r.kvm.as_ref().map_err(|e| e.clone())?;
+    let ns = |c: Cell| {
+        c.map(|s| Stats {
+            median: s.median / k.tsc.ghz,
+            min: s.min / k.tsc.ghz,
+            max: s.max / k.tsc.ghz,
+            reps: s.reps,
+        })
+    };
+    Ok(guest_rows(&Runs {
+        ktls: &k.ktls,
+        ktls_nofsgsbase: &k.ktls_nofsgsbase,
+        linux: &k.linux,
+    })
+    .into_iter()
+    .map(|row| InsnRow {
+        ktls: ns(row.ktls),
+        linux: ns(row.linux),
+        ..row
+    })
+    .collect())
+}
+
+fn guest_rows(r: &Runs) -> Vec<InsnRow> {
     use Src::*;
     let rows: &[(&str, &str, Src, Src)] = &[
         (
@@ -532,6 +576,28 @@ fn cell_text(c: &Cell) -> String {
     }
 }
 
+/// The median alone (the KVM columns; the JSON has the spread).
+fn median_text(c: &Cell) -> String {
+    match c {
+        Ok(s) => num(s.median),
+        Err(_) => cell_text(c),
+    }
+}
+
+/// What the KVM columns are, or why there are none.
+pub fn kvm_line(r: &Results) -> String {
+    match &r.kvm {
+        Ok(k) => format!(
+            "KVM columns: the same program under QEMU {} (no -icount), median ns per operation: \
+             TSC cycles / {:.4} GHz ({}); ktls/Linux of those",
+            crate::kvm::KVM_ARGS.join(" "),
+            k.tsc.ghz,
+            k.tsc.source
+        ),
+        Err(why) => format!("KVM: not measured ({why})"),
+    }
+}
+
 fn table(headers: &[&str], rows: &[Vec<String>], right: &[bool]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for r in rows {
@@ -607,22 +673,35 @@ pub fn text(r: &Results) -> String {
          repetitions [min-max]",
         m.qemu, m.icount
     );
+    let _ = writeln!(out, "{}", kvm_line(r));
+    let kvm = kvm_rows(r).ok();
     let rows: Vec<Vec<String>> = insn_rows(r)
         .iter()
-        .map(|row| {
-            vec![
+        .enumerate()
+        .map(|(i, row)| {
+            let mut cells = vec![
                 row.label.to_string(),
                 cell_text(&row.ktls),
                 cell_text(&row.linux),
                 row.ratio().map(num).unwrap_or_default(),
-            ]
+            ];
+            if let Some(k) = kvm.as_ref().map(|k| &k[i]) {
+                cells.push(median_text(&k.ktls));
+                cells.push(median_text(&k.linux));
+                cells.push(k.ratio().map(num).unwrap_or_default());
+            }
+            cells
         })
         .collect();
     let linux = linux_name(r);
+    let mut headers = vec!["operation", "ktls", &linux, "ktls/Linux"];
+    if kvm.is_some() {
+        headers.extend(["KVM ktls ns", "KVM Linux ns", "KVM ktls/Linux"]);
+    }
     out.push_str(&table(
-        &["operation", "ktls", &linux, "ktls/Linux"],
+        &headers,
         &rows,
-        &[false, true, true, true],
+        &[false, true, true, true, true, true, true],
     ));
     let _ = writeln!(out);
     let _ = writeln!(
@@ -669,6 +748,9 @@ pub fn text(r: &Results) -> String {
     }
     let _ = writeln!(out);
     out.push_str(NOTES);
+    if r.kvm.is_ok() {
+        out.push_str(KVM_NOTES);
+    }
     out
 }
 
@@ -684,6 +766,15 @@ wake, one wait, one switch). Thread create+join includes the caller's clone3 wra
 zeroing of the new thread's area and the futex join. Boot counts from reset: firmware (qboot),
 for Linux the bzImage decompressor, and the kernels' own boot up to the program's first
 instruction.
+";
+
+/// What the KVM figures include; printed under the notes when there are KVM figures.
+pub const KVM_NOTES: &str = "\
+Under KVM the rdtsc deltas are TSC cycles of real time, divided by the TSC rate: they include
+what the hardware charges for syscall, swapgs, wrmsr, CR3 writes and VM exits, and whatever
+interrupts arrived (the median of the repetitions); figures include their set-up instructions
+(the `mov` of a syscall number), which the -icount figures subtract. Boot counts from the
+vCPU's reset, including QEMU's exits while booting.
 ";
 
 fn stats_json(s: &Stats) -> Json {
@@ -724,18 +815,64 @@ fn info_json(run: &Result<GuestRun, String>) -> Json {
 /// The results as JSON (schema 1), for comparing commits.
 pub fn json(r: &Results) -> Json {
     let m = &r.meta;
+    let kvm = kvm_rows(r).ok();
     let insns = insn_rows(r)
         .iter()
-        .map(|row| {
+        .enumerate()
+        .map(|(i, row)| {
+            let kvm_row = match kvm.as_ref().map(|k| &k[i]) {
+                Some(k) => Json::obj([
+                    ("ktls_ns", cell_json(&k.ktls)),
+                    ("linux_ns", cell_json(&k.linux)),
+                    ("ratio", k.ratio().map(Json::Num).unwrap_or(Json::Null)),
+                ]),
+                None => Json::Null,
+            };
             Json::obj([
                 ("id", Json::str(row.id)),
                 ("label", Json::str(row.label)),
                 ("ktls", cell_json(&row.ktls)),
                 ("linux", cell_json(&row.linux)),
                 ("ratio", row.ratio().map(Json::Num).unwrap_or(Json::Null)),
+                ("kvm", kvm_row),
             ])
         })
         .collect();
+    let kvm = match &r.kvm {
+        Ok(k) => Json::obj([
+            ("measured", Json::Bool(true)),
+            (
+                "method",
+                Json::str(format!(
+                    "QEMU {} on microvm, 1 CPU, no -icount; rdtsc deltas in the guest are TSC \
+                     cycles, divided by tsc_ghz",
+                    crate::kvm::KVM_ARGS.join(" ")
+                )),
+            ),
+            ("tsc_ghz", Json::Num(k.tsc.ghz)),
+            ("tsc_source", Json::str(k.tsc.source.clone())),
+            ("host_tsc_ghz", Json::Num(k.tsc.host_ghz)),
+            (
+                "ktls_tsc_mhz",
+                k.tsc
+                    .ktls_mhz
+                    .map(|m| Json::Num(m as f64))
+                    .unwrap_or(Json::Null),
+            ),
+            (
+                "runs",
+                Json::obj([
+                    ("ktls", info_json(&k.ktls)),
+                    ("ktls_nofsgsbase", info_json(&k.ktls_nofsgsbase)),
+                    ("linux", info_json(&k.linux)),
+                ]),
+            ),
+        ]),
+        Err(why) => Json::obj([
+            ("measured", Json::Bool(false)),
+            ("why", Json::str(why.clone())),
+        ]),
+    };
     let native = native_rows(r)
         .iter()
         .map(|row| {
@@ -807,6 +944,7 @@ pub fn json(r: &Results) -> Json {
                 ("linux", info_json(&r.linux)),
             ]),
         ),
+        ("kvm", kvm),
         ("instructions", Json::Arr(insns)),
         ("native", Json::Arr(native)),
         ("targets", Json::Arr(targets)),
@@ -820,25 +958,91 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// A bar chart of both tables (log scale), as a standalone SVG.
+const SVG_W: f64 = 980.0;
+const SVG_LABEL_W: f64 = 330.0;
+const SVG_BAR_W: f64 = SVG_W - SVG_LABEL_W - 110.0;
+const SVG_ROW_H: f64 = 30.0;
+
+/// Pairs of bars (ktls, Linux) for `rows` on a log scale from 1 to the largest value; `unit`
+/// follows each number. Returns the new `y`.
+fn svg_pairs(s: &mut String, rows: &[InsnRow], mut y: f64, unit: &str) -> f64 {
+    let max = rows
+        .iter()
+        .flat_map(|x| [&x.ktls, &x.linux])
+        .filter_map(|c| c.as_ref().ok().map(|s| s.median))
+        .fold(10.0f64, f64::max);
+    let scale = |v: f64| -> f64 {
+        if v <= 1.0 {
+            2.0
+        } else {
+            (v.log10() / max.log10() * SVG_BAR_W).max(2.0)
+        }
+    };
+    for row in rows {
+        let _ = writeln!(
+            s,
+            r##"<text x="{:.0}" y="{:.0}" text-anchor="end">{}</text>"##,
+            SVG_LABEL_W - 8.0,
+            y + 16.0,
+            esc(row.label)
+        );
+        for (i, (c, color)) in [(&row.ktls, "#1f77b4"), (&row.linux, "#888")]
+            .iter()
+            .enumerate()
+        {
+            let by = y + 3.0 + i as f64 * 12.0;
+            match c {
+                Ok(st) => {
+                    let w = scale(st.median);
+                    let _ = writeln!(
+                        s,
+                        r##"<rect x="{SVG_LABEL_W}" y="{by:.0}" width="{w:.1}" height="10" fill="{color}"/><text x="{:.1}" y="{:.0}" font-size="10">{}{unit}</text>"##,
+                        SVG_LABEL_W + w + 4.0,
+                        by + 9.0,
+                        num(st.median)
+                    );
+                }
+                Err(e) => {
+                    let _ = writeln!(
+                        s,
+                        r##"<text x="{SVG_LABEL_W}" y="{:.0}" font-size="10" fill="{color}">{}</text>"##,
+                        by + 9.0,
+                        esc(e)
+                    );
+                }
+            }
+        }
+        y += SVG_ROW_H;
+    }
+    y
+}
+
+/// A bar chart of the tables (log scale), as a standalone SVG.
 pub fn svg(r: &Results) -> String {
-    const W: f64 = 980.0;
-    const LABEL_W: f64 = 330.0;
-    const BAR_W: f64 = W - LABEL_W - 110.0;
-    const ROW_H: f64 = 30.0;
-    let insn: Vec<InsnRow> = insn_rows(r)
-        .into_iter()
-        .filter(|x| x.ktls.is_ok() || x.linux.is_ok())
-        .collect();
+    let measured = |x: &InsnRow| x.ktls.is_ok() || x.linux.is_ok();
+    let insn: Vec<InsnRow> = insn_rows(r).into_iter().filter(measured).collect();
+    let kvm: Vec<InsnRow> = kvm_rows(r)
+        .map(|k| k.into_iter().filter(measured).collect())
+        .unwrap_or_default();
     let native: Vec<NativeRow> = native_rows(r)
         .into_iter()
         .filter(|x| x.cell.is_ok())
         .collect();
-    let h = 90.0 + insn.len() as f64 * ROW_H + 70.0 + native.len() as f64 * (ROW_H * 0.6) + 40.0;
+    let kvm_h = if r.kvm.is_ok() {
+        40.0 + kvm.len() as f64 * SVG_ROW_H
+    } else {
+        20.0
+    };
+    let h = 90.0
+        + insn.len() as f64 * SVG_ROW_H
+        + kvm_h
+        + 70.0
+        + native.len() as f64 * (SVG_ROW_H * 0.6)
+        + 40.0;
     let mut s = String::new();
     let _ = writeln!(
         s,
-        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{h:.0}" viewBox="0 0 {W} {h:.0}" font-family="sans-serif" font-size="12">"##
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{SVG_W}" height="{h:.0}" viewBox="0 0 {SVG_W} {h:.0}" font-family="sans-serif" font-size="12">"##
     );
     let _ = writeln!(s, r##"<rect width="100%" height="100%" fill="white"/>"##);
     let _ = writeln!(
@@ -852,55 +1056,25 @@ pub fn svg(r: &Results) -> String {
         esc(&r.meta.icount),
         esc(&linux_name(r))
     );
-    // Log scale from 1 to the largest value.
-    let max_insn = insn
-        .iter()
-        .flat_map(|x| [&x.ktls, &x.linux])
-        .filter_map(|c| c.as_ref().ok().map(|s| s.median))
-        .fold(10.0f64, f64::max);
-    let scale = |v: f64, max: f64| -> f64 {
-        if v <= 1.0 {
-            2.0
-        } else {
-            (v.log10() / max.log10() * BAR_W).max(2.0)
+    let mut y = svg_pairs(&mut s, &insn, 60.0, "");
+    y += 20.0;
+    match &r.kvm {
+        Ok(k) => {
+            let _ = writeln!(
+                s,
+                r##"<text x="10" y="{y:.0}">ns per operation under KVM ({}, TSC at {:.4} GHz, log scale): <tspan fill="#1f77b4">ktls</tspan> vs <tspan fill="#888">Linux</tspan></text>"##,
+                esc(&crate::kvm::KVM_ARGS.join(" ")),
+                k.tsc.ghz
+            );
+            y = svg_pairs(&mut s, &kvm, y + 20.0, " ns");
         }
-    };
-    let mut y = 60.0;
-    for row in &insn {
-        let _ = writeln!(
-            s,
-            r##"<text x="{:.0}" y="{:.0}" text-anchor="end">{}</text>"##,
-            LABEL_W - 8.0,
-            y + 16.0,
-            esc(row.label)
-        );
-        for (i, (c, color)) in [(&row.ktls, "#1f77b4"), (&row.linux, "#888")]
-            .iter()
-            .enumerate()
-        {
-            let by = y + 3.0 + i as f64 * 12.0;
-            match c {
-                Ok(st) => {
-                    let w = scale(st.median, max_insn);
-                    let _ = writeln!(
-                        s,
-                        r##"<rect x="{LABEL_W}" y="{by:.0}" width="{w:.1}" height="10" fill="{color}"/><text x="{:.1}" y="{:.0}" font-size="10">{}</text>"##,
-                        LABEL_W + w + 4.0,
-                        by + 9.0,
-                        num(st.median)
-                    );
-                }
-                Err(e) => {
-                    let _ = writeln!(
-                        s,
-                        r##"<text x="{LABEL_W}" y="{:.0}" font-size="10" fill="{color}">{}</text>"##,
-                        by + 9.0,
-                        esc(e)
-                    );
-                }
-            }
+        Err(why) => {
+            let _ = writeln!(
+                s,
+                r##"<text x="10" y="{y:.0}" fill="#555">KVM: not measured ({})</text>"##,
+                esc(why)
+            );
         }
-        y += ROW_H;
     }
     y += 30.0;
     let _ = writeln!(
@@ -914,23 +1088,23 @@ pub fn svg(r: &Results) -> String {
         .fold(10.0f64, f64::max);
     // Native values go below 1 ns: scale from 0.1 ns.
     let nscale = |v: f64| -> f64 {
-        ((v * 10.0).max(1.0).log10() / (max_ns * 10.0).log10() * BAR_W).max(2.0)
+        ((v * 10.0).max(1.0).log10() / (max_ns * 10.0).log10() * SVG_BAR_W).max(2.0)
     };
     for row in &native {
         let c = row.cell.as_ref().expect("filtered");
         let w = nscale(c.ns.median);
         let _ = writeln!(
             s,
-            r##"<text x="{:.0}" y="{:.0}" text-anchor="end">{}</text><rect x="{LABEL_W}" y="{:.0}" width="{w:.1}" height="12" fill="#2ca02c"/><text x="{:.1}" y="{:.0}" font-size="10">{} ns</text>"##,
-            LABEL_W - 8.0,
+            r##"<text x="{:.0}" y="{:.0}" text-anchor="end">{}</text><rect x="{SVG_LABEL_W}" y="{:.0}" width="{w:.1}" height="12" fill="#2ca02c"/><text x="{:.1}" y="{:.0}" font-size="10">{} ns</text>"##,
+            SVG_LABEL_W - 8.0,
             y + 12.0,
             esc(row.label),
             y + 2.0,
-            LABEL_W + w + 4.0,
+            SVG_LABEL_W + w + 4.0,
             y + 12.0,
             num(c.ns.median)
         );
-        y += ROW_H * 0.6;
+        y += SVG_ROW_H * 0.6;
     }
     let _ = writeln!(
         s,
@@ -973,7 +1147,136 @@ mod tests {
             ktls_nofsgsbase: Err("skipped".into()),
             linux: Ok(linux),
             native: Ok(native),
+            kvm: Err("kvm-pvm detected: it cannot run ring-0 guests correctly".into()),
         }
+    }
+
+    /// `sample()` with a synthetic KVM run (as parsed from the guest under KVM, in TSC cycles
+    /// at 2.5 GHz): getppid 250 cycles on ktls and 1000 on Linux, 100 ns and 400 ns.
+    fn sample_kvm() -> Results {
+        use crate::kvm::TscRate;
+        use crate::parse::Counter;
+        let ktls = GuestRun::parse_as(
+            "@kb boot 250000000\n@kb info release=6.12.0-ktls\n\
+             @kb m base:10 10 0 20 20 20\n@kb m sys_getppid 10 1 2520 2520 2770\n\
+             @kb m vdso_gettid 10 0 95 95 95\n@kb t futex_pingpong 10 0 5000 5000 5000\n\
+             @kb done\n",
+            Counter::TscCycles,
+        );
+        let linux = GuestRun::parse_as(
+            "@kb boot 2500000000\n@kb info release=6.12.117\n\
+             @kb m base:10 10 0 20 20 20\n@kb m sys_getppid 10 1 10020 10020 10020\n\
+             @kb t futex_pingpong 10 0 20000 20000 20000\n@kb done\n",
+            Counter::TscCycles,
+        );
+        Results {
+            kvm: Ok(KvmRuns {
+                ktls: Ok(ktls),
+                ktls_nofsgsbase: Err("exit status 125".into()),
+                linux: Ok(linux),
+                tsc: TscRate::choose(2.5, Some(2499)),
+            }),
+            ..sample()
+        }
+    }
+
+    #[test]
+    fn kvm_rows_are_nanoseconds() {
+        let r = sample_kvm();
+        let rows = kvm_rows(&r).unwrap();
+        let get = |id: &str| rows.iter().find(|x| x.id == id).unwrap().clone();
+        let noop = get("noop_syscall");
+        // (2520 - 20) / 10 = 250 cycles (the `mov` of the number kept), / 2.5 GHz = 100 ns.
+        let k = noop.ktls.as_ref().unwrap();
+        assert_eq!((k.median, k.min, k.max), (100.0, 100.0, 110.0));
+        assert_eq!(noop.linux.as_ref().unwrap().median, 400.0);
+        assert_eq!(noop.ratio(), Some(0.25));
+        assert_eq!(get("gettid_vdso").ktls.unwrap().median, 3.0);
+        assert_eq!(get("pingpong").ratio(), Some(0.25));
+        assert_eq!(get("boot").ktls.unwrap().median, 100_000_000.0);
+        assert_eq!(
+            get("set_fs_nofsgsbase").ktls,
+            Err("exit status 125".to_string())
+        );
+        // The TCG rows are untouched.
+        assert_eq!(insn_rows(&r), insn_rows(&sample()));
+        assert_eq!(kvm_rows(&sample()), Err(sample().kvm.unwrap_err()));
+    }
+
+    #[test]
+    fn kvm_outputs_render() {
+        let r = sample_kvm();
+        let t = text(&r);
+        assert!(
+            t.contains("KVM ktls ns") && t.contains("KVM Linux ns"),
+            "{t}"
+        );
+        assert!(t.contains("KVM ktls/Linux"));
+        assert!(t.contains("TSC cycles / 2.5000 GHz"), "{t}");
+        assert!(t.contains(KVM_NOTES));
+        assert!(!t.contains("KVM: not measured"));
+        let noop = t
+            .lines()
+            .find(|l| l.starts_with("no-op syscall round trip"))
+            .unwrap();
+        // TCG: 146 vs 320 instructions; KVM: 100 vs 400 ns, ratio 0.25.
+        let cols: Vec<&str> = noop.split_whitespace().collect();
+        assert_eq!(
+            cols[cols.len() - 6..],
+            ["146", "320", "0.46", "100", "400", "0.25"]
+        );
+        let j = json(&r).pretty();
+        assert!(j.contains("\"measured\": true"), "{j}");
+        assert!(j.contains("\"tsc_ghz\": 2.5"));
+        assert!(j.contains("\"ktls_tsc_mhz\": 2499"));
+        // The noop_syscall row's KVM object.
+        let Json::Obj(top) = json(&r) else { panic!() };
+        let insns = top.iter().find(|(k, _)| k == "instructions").unwrap();
+        let Json::Arr(rows) = &insns.1 else { panic!() };
+        let field = |o: &Json, name: &str| match o {
+            Json::Obj(p) => p.iter().find(|(k, _)| k == name).unwrap().1.clone(),
+            _ => panic!("{o:?}"),
+        };
+        let noop = rows
+            .iter()
+            .find(|x| field(x, "id") == Json::str("noop_syscall"))
+            .unwrap();
+        let kvm = field(noop, "kvm");
+        assert_eq!(field(&field(&kvm, "ktls_ns"), "median"), Json::Num(100.0));
+        assert_eq!(field(&field(&kvm, "ktls_ns"), "max"), Json::Num(110.0));
+        assert_eq!(field(&field(&kvm, "linux_ns"), "median"), Json::Num(400.0));
+        assert_eq!(field(&kvm, "ratio"), Json::Num(0.25));
+        assert_eq!(field(noop, "ratio"), Json::Num(146.0 / 320.0));
+        assert!(j.contains("\"ratio\": 0.25"));
+        let s = svg(&r);
+        assert!(s.contains("ns per operation under KVM"));
+        assert!(s.contains(">100 ns<") && s.contains(">400 ns<"), "{s}");
+    }
+
+    #[test]
+    fn kvm_not_measured() {
+        let r = sample();
+        let t = text(&r);
+        assert!(
+            t.contains(
+                "KVM: not measured (kvm-pvm detected: it cannot run ring-0 guests correctly)"
+            ),
+            "{t}"
+        );
+        assert!(!t.contains("KVM ktls ns") && !t.contains(KVM_NOTES));
+        let j = json(&r).pretty();
+        assert!(j.contains(
+            "\"kvm\": {\n    \"measured\": false,\n    \"why\": \"kvm-pvm detected: it cannot run ring-0 guests correctly\"\n  }"
+        ), "{j}");
+        assert!(j.contains("\"kvm\": null"));
+        assert!(!j.contains("ktls_ns"));
+        let s = svg(&r);
+        assert!(s.contains("KVM: not measured (kvm-pvm detected"));
+        let skipped = Results {
+            kvm: Err("skipped (--no-kvm)".into()),
+            ..sample()
+        };
+        assert!(text(&skipped).contains("KVM: not measured (skipped (--no-kvm))"));
     }
 
     #[test]

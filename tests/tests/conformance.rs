@@ -135,6 +135,12 @@ per_toolchain!(memory, |tc| {
     }
 });
 
+per_toolchain!(fork_memory, |tc| {
+    if let Some(case) = c_case("fork_memory", tc) {
+        case.self_checking().run();
+    }
+});
+
 per_toolchain!(misc, |tc| {
     if let Some(case) = c_case("misc", tc) {
         case.self_checking().run();

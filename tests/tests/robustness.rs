@@ -485,16 +485,12 @@ per_toolchain!(isolation_memory, |tc| {
     run_case(&case.self_checking().compare(same_checks), 1, no_extra);
 });
 
-per_toolchain!(
-    isolation_cpu,
-    ignore = "known ktls kernel gap, see the issue 7 note",
-    |tc| {
-        let Some(case) = c_case("isolation_cpu", tc) else {
-            return;
-        };
-        run_case(&case.self_checking().compare(same_checks), 1, no_extra);
-    }
-);
+per_toolchain!(isolation_cpu, |tc| {
+    let Some(case) = c_case("isolation_cpu", tc) else {
+        return;
+    };
+    run_case(&case.self_checking().compare(same_checks), 1, no_extra);
+});
 
 /// A kernel that answers process_vm_readv/writev with ENOSYS must say so in its log (it logs
 /// every unimplemented syscall once, by name or number: 310 and 311).

@@ -55,6 +55,10 @@ fn bucket_index(k: Key) -> usize {
 /// Linux's (which does not look at the memory). A shared one needs the page mapped and
 /// accessible, as Linux's get_futex_key (EFAULT otherwise).
 fn key(addr: u64, shared: bool) -> Result<Key, Errno> {
+    // Linux's access_ok, for private futexes too.
+    if !uaccess::is_user_range(addr, 4) {
+        return Err(Errno::EFAULT);
+    }
     let p = &process::current().process;
     if shared {
         let mm = p.mm();

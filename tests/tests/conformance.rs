@@ -141,6 +141,12 @@ per_toolchain!(fork_memory, |tc| {
     }
 });
 
+per_toolchain!(futex_fault, |tc| {
+    if let Some(case) = c_case("futex_fault", tc) {
+        case.self_checking().run();
+    }
+});
+
 per_toolchain!(misc, |tc| {
     if let Some(case) = c_case("misc", tc) {
         case.self_checking().run();

@@ -170,6 +170,23 @@ static void test_mremap(void)
     b[256 * PAGE - 1] = 9;
     CHECK(b[256 * PAGE - 1] == 9, "the grown part is writable");
     CHECK(munmap(b, 256 * PAGE) == 0, "munmap the remapped area");
+
+    /* Pages made PROT_NONE keep their contents through a move. */
+    unsigned char *c = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK(c != MAP_FAILED, "mmap 2 pages to move while PROT_NONE");
+    if (c == MAP_FAILED)
+        return;
+    memset(c, 0x6d, 2 * PAGE);
+    CHECK(mprotect(c, 2 * PAGE, PROT_NONE) == 0, "mprotect them PROT_NONE");
+    unsigned char *d = mremap(c, 2 * PAGE, 4 * PAGE, MREMAP_MAYMOVE);
+    CHECK(d != MAP_FAILED, "mremap moves the PROT_NONE pages");
+    if (d == MAP_FAILED)
+        return;
+    CHECK(mprotect(d, 4 * PAGE, PROT_READ) == 0, "mprotect the moved pages readable");
+    CHECK(all_equal(d, 2 * PAGE, 0x6d), "the moved PROT_NONE pages kept their contents");
+    CHECK(all_equal(d + 2 * PAGE, 2 * PAGE, 0), "the grown part is zero");
+    CHECK(munmap(d, 4 * PAGE) == 0, "munmap the moved pages");
 }
 
 static void test_madvise(void)

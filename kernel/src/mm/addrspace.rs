@@ -478,29 +478,52 @@ impl AddressSpace {
         }
     }
 
-    /// Moves the pages of [old, old + len) to [new, new + len) (no overlap), keeping contents.
+    /// Moves the pages of [old, old + len) to [new, new + len) (no overlap, nothing mapped at
+    /// the target), keeping contents, protections and copy-on-write state; kept PROT_NONE
+    /// pages move too.
     pub fn move_pages(&mut self, old: u64, new: u64, len: u64) -> Result<(), Errno> {
-        let mut mapper = self.mapper();
-        let parents = F::PRESENT | F::WRITABLE | F::USER_ACCESSIBLE;
+        let active = self.is_active();
+        let mut result = Ok(());
         let mut off = 0;
         while off < len {
-            let page = Page::<Size4KiB>::containing_address(VirtAddr::new(old + off));
-            if let TranslateResult::Mapped { flags, .. } =
-                mapper.translate(VirtAddr::new(old + off))
-            {
-                let (f, flush) = mapper.unmap(page).map_err(|_| Errno::EFAULT)?;
-                flush.flush();
-                let to = Page::<Size4KiB>::containing_address(VirtAddr::new(new + off));
-                // SAFETY: `to` is unmapped (the caller chose a free range) and `f` was just
-                // unmapped from `page`, so it is mapped exactly once.
-                unsafe { mapper.map_to_with_table_flags(to, f, flags, parents, &mut FramePool) }
-                    .map_err(|_| Errno::ENOMEM)?
-                    .flush();
+            if let Some(from) = self.leaf_entry(old + off).filter(|e| !e.is_unused()) {
+                let Some(to) = self.leaf_entry_alloc(new + off) else {
+                    // What moved so far stays moved; the rest stays where it was.
+                    result = Err(Errno::ENOMEM);
+                    break;
+                };
+                debug_assert!(to.is_unused());
+                to.set_addr(from.addr(), from.flags());
+                from.set_unused();
+                if active {
+                    cpu::flush_tlb_page(old + off);
+                }
             }
             off += PAGE;
         }
         tlb::shootdown(self.pml4.0, old, old + len);
-        Ok(())
+        result
+    }
+
+    /// The last-level entry for `addr`, with the page tables above it made as needed (None:
+    /// no memory for one).
+    fn leaf_entry_alloc(
+        &mut self,
+        addr: u64,
+    ) -> Option<&'static mut x86_64::structures::paging::page_table::PageTableEntry> {
+        let mut table = table_at(self.pml4.0);
+        for shift in [39u64, 30, 21] {
+            let e = &mut table[((addr >> shift) & 511) as usize];
+            if !e.flags().contains(F::PRESENT) {
+                let f = frame::alloc_zeroed()?;
+                e.set_addr(
+                    PhysAddr::new(f.0),
+                    F::PRESENT | F::WRITABLE | F::USER_ACCESSIBLE,
+                );
+            }
+            table = table_at(e.addr().as_u64());
+        }
+        Some(&mut table[((addr >> 12) & 511) as usize])
     }
 
     /// Every mapped user page: (address, frame, flags), found by walking only the present

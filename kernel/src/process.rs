@@ -127,6 +127,11 @@ pub struct Thread {
     /// The thread must end at its next return to user space (the group exits or another
     /// thread execs); blocking waits treat it like a fatal signal.
     pub must_exit: AtomicBool,
+    /// The return to user space has signal work to look at: set by whatever makes some (a
+    /// signal queued for the thread or its process, `must_exit`, a mask to restore), cleared
+    /// by the return path before it looks (signal.rs). One load for the fast path instead of
+    /// five, through two structures.
+    pub signal_work: AtomicBool,
     /// Set by FUTEX_WAKE when it takes this thread off a futex queue.
     pub futex_woken: AtomicBool,
     /// The thread's name (PR_SET_NAME; the executable's base name at start).
@@ -305,6 +310,8 @@ impl Thread {
             restore_sigmask_pending: AtomicBool::new(false),
             rseq: crate::rseq::ThreadRseq::new(),
             must_exit: AtomicBool::new(false),
+            // A new thread looks once, whatever it inherited or missed while being made.
+            signal_work: AtomicBool::new(true),
             futex_woken: AtomicBool::new(false),
             comm: Mutex::new(Vec::new()),
             cpu_ns: AtomicU64::new(0),
@@ -488,6 +495,7 @@ pub fn kill_other_threads(p: &Arc<Process>, except_tid: u32) {
     for o in others {
         // Not a SIGKILL: that would end the whole process, including the caller (execve).
         o.must_exit.store(true, Relaxed);
+        crate::signal::note_work(&o);
         sched::wake(&o);
         crate::arch::apic::kick_cpu(o.cpu.load(Relaxed));
     }

@@ -63,7 +63,7 @@ fn key(addr: u64, shared: bool) -> Result<Key, Errno> {
     if shared {
         let mm = p.mm();
         let mut mm = mm.lock();
-        let vma = *mm.find_vma(addr).ok_or(Errno::EFAULT)?;
+        let vma = mm.find_vma(addr).cloned().ok_or(Errno::EFAULT)?;
         if vma.prot & (PROT_READ | PROT_WRITE | PROT_EXEC) == 0 {
             return Err(Errno::EFAULT);
         }

@@ -1,6 +1,7 @@
 /*
  * Memory across fork: MAP_SHARED anonymous memory is the same memory in parent, child and
- * grandchild (pages nobody touched before the fork too), survives madvise(MADV_DONTNEED) and a
+ * grandchild (pages nobody touched before the fork too, in a 512 MiB mapping split by
+ * mprotect and then moved by mremap on one side), survives madvise(MADV_DONTNEED) and a
  * munmap on the other side, and carries shared futexes between processes; private memory is
  * each process's own after fork however much of it is written on either side; and a file
  * mapping raises SIGBUS (BUS_ADRERR) on a page wholly past the end of the file, while the
@@ -76,6 +77,55 @@ static void shared_anonymous(void)
     CHECK(m[1] == 0x6b && m[2] == 0x5a && m[3 * PAGE] == 0x5a,
           "after the child's madvise and munmap, the parent's shared memory is intact");
     munmap(m, 4 * PAGE);
+}
+
+/* A big shared mapping nobody touched, split by mprotect, then moved by mremap in the parent:
+ * the child's writes still land in the parent's pages, wherever they now are. */
+static void shared_big_split_moved(void)
+{
+    size_t n = 512 * MIB;
+    uint8_t *m = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE,
+                      -1, 0);
+    CHECK(m != MAP_FAILED, "map 512 MiB of MAP_SHARED|MAP_ANONYMOUS memory, untouched");
+    if (m == MAP_FAILED)
+        return;
+    CHECK(mprotect(m + n / 2, PAGE, PROT_READ) == 0, "mprotect a page in its middle");
+    CHECK(mprotect(m + n / 2, PAGE, PROT_READ | PROT_WRITE) == 0, "and back");
+    int go[2], done[2];
+    CHECK(pipe(go) == 0 && pipe(done) == 0, "pipes");
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        char c;
+        m[0] = 1;
+        m[n / 2 + 5] = 2;
+        m[n - 1] = 3;
+        (void)!write(done[1], "1", 1);
+        /* The parent moves its view meanwhile. */
+        (void)!read(go[0], &c, 1);
+        m[PAGE] = 4;
+        m[n - PAGE] = 5;
+        _exit(0);
+    }
+    char c;
+    (void)!read(done[0], &c, 1);
+    CHECK(m[0] == 1 && m[n / 2 + 5] == 2 && m[n - 1] == 3,
+          "the child's writes across the whole untouched mapping are seen");
+    uint8_t *moved = mremap(m, n, n + 4 * PAGE, MREMAP_MAYMOVE | MREMAP_FIXED,
+                            (void *)0x600000000000ul);
+    CHECK(moved != MAP_FAILED, "mremap moves the parent's view");
+    (void)!write(go[1], "g", 1);
+    CHECK_RET(wait_exit(pid), 0, "the child exits 0");
+    if (moved != MAP_FAILED) {
+        CHECK(moved[0] == 1 && moved[n - 1] == 3, "the moved view has the shared contents");
+        CHECK(moved[PAGE] == 4 && moved[n - PAGE] == 5,
+              "the child's writes after the move are seen through the moved view");
+        munmap(moved, n + 4 * PAGE);
+    }
+    close(go[0]);
+    close(go[1]);
+    close(done[0]);
+    close(done[1]);
 }
 
 static long futex(uint32_t *w, int op, uint32_t val, const struct timespec *ts)
@@ -260,6 +310,7 @@ int main(void)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
     shared_anonymous();
+    shared_big_split_moved();
     shared_futex();
     private_memory();
     past_eof();

@@ -13,6 +13,7 @@ use super::frame::{self, Frame};
 use super::{phys_to_virt, PAGE_SIZE};
 use crate::arch::{boot, cpu, tlb};
 use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use ktls_abi::mm::{PROT_EXEC, PROT_READ, PROT_WRITE};
 use ktls_abi::{Errno, USER_SPACE_END};
@@ -43,7 +44,7 @@ pub fn page_up(a: u64) -> Option<u64> {
     a.checked_add(PAGE - 1).map(page_down)
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct Vma {
     pub start: u64,
     pub end: u64,
@@ -55,6 +56,10 @@ pub struct Vma {
     /// Pages from this address on lie wholly past the end of the mapped file: touching them
     /// is SIGBUS (BUS_ADRERR), as on Linux. u64::MAX for memory that is not a file's.
     pub bus_from: u64,
+    /// MAP_SHARED anonymous memory: where its pages come from, and the address page 0 of
+    /// the object would have in this mapping (kept as VMAs split and move, like `bus_from`).
+    pub shm: Option<Arc<SharedPages>>,
+    pub shm_base: u64,
 }
 
 impl Vma {
@@ -67,6 +72,60 @@ impl Vma {
             kind,
             shared: false,
             bus_from: u64::MAX,
+            shm: None,
+            shm_base: 0,
+        }
+    }
+
+    /// The VMA that this one's part from `old` becomes when moved to [new, end) (mremap):
+    /// the same memory, with the end of the file and the object's pages where they were
+    /// relative to it.
+    pub fn moved(&self, old: u64, new: u64, end: u64) -> Vma {
+        let bus_from = match self.bus_from {
+            u64::MAX => u64::MAX,
+            b => new.saturating_add(b.saturating_sub(old)),
+        };
+        Vma {
+            start: new,
+            end,
+            bus_from,
+            shm_base: self.shm_base.wrapping_add(new.wrapping_sub(old)),
+            ..self.clone()
+        }
+    }
+}
+
+/// The pages of a MAP_SHARED anonymous mapping, as Linux's shmem object behind it: every VMA
+/// made from the mapping (split by mprotect, copied by fork, moved by mremap) names it, and a
+/// page first touched through any of them is the same frame in all. The object holds a
+/// reference to each of its frames.
+#[derive(Debug, Default)]
+pub struct SharedPages {
+    pages: spin::Mutex<BTreeMap<u64, Frame>>,
+}
+
+impl SharedPages {
+    /// The frame of page `index` (a zeroed one if nobody touched the page yet), with a
+    /// reference for the caller.
+    fn frame(&self, index: u64) -> Option<Frame> {
+        let mut pages = self.pages.lock();
+        let f = match pages.get(&index) {
+            Some(f) => *f,
+            None => {
+                let f = frame::alloc_zeroed()?;
+                pages.insert(index, f);
+                f
+            }
+        };
+        frame::share(f);
+        Some(f)
+    }
+}
+
+impl Drop for SharedPages {
+    fn drop(&mut self) {
+        for f in self.pages.get_mut().values() {
+            frame::release(*f);
         }
     }
 }
@@ -224,16 +283,55 @@ impl AddressSpace {
 
     /// Records `vma` (page aligned), replacing whatever was there.
     pub fn add_mapping(&mut self, vma: Vma) {
-        self.remove_range(vma.start, vma.end);
-        self.vmas.insert(vma.start, vma);
+        let (start, end) = (vma.start, vma.end);
+        self.remove_range(start, end);
+        self.vmas.insert(start, vma);
+        self.merge_at(end);
+        self.merge_at(start);
+    }
+
+    /// Joins the VMAs that meet at `addr` if they are the same kind of memory with the same
+    /// attributes, as Linux merges them (so that, say, mprotect and back leaves one VMA that
+    /// mremap can move whole).
+    fn merge_at(&mut self, addr: u64) {
+        let Some(b) = self.vmas.get(&addr) else {
+            return;
+        };
+        let Some((_, a)) = self.vmas.range(..addr).next_back() else {
+            return;
+        };
+        let same_object = match (&a.shm, &b.shm) {
+            (None, None) => true,
+            (Some(x), Some(y)) => Arc::ptr_eq(x, y) && a.shm_base == b.shm_base,
+            _ => false,
+        };
+        if a.end == addr
+            && same_object
+            && a.prot == b.prot
+            && a.kind == b.kind
+            && a.shared == b.shared
+            && a.bus_from == b.bus_from
+        {
+            let (a_start, end) = (a.start, b.end);
+            self.vmas.remove(&addr);
+            if let Some(a) = self.vmas.get_mut(&a_start) {
+                a.end = end;
+            }
+        }
     }
 
     /// Splits VMAs so that `start` and `end` fall on VMA boundaries.
     fn split_at(&mut self, addr: u64) {
-        if let Some(v) = self.find_vma(addr).copied() {
+        if let Some(v) = self.find_vma(addr).cloned() {
             if v.start < addr {
+                self.vmas.insert(
+                    addr,
+                    Vma {
+                        start: addr,
+                        ..v.clone()
+                    },
+                );
                 self.vmas.insert(v.start, Vma { end: addr, ..v });
-                self.vmas.insert(addr, Vma { start: addr, ..v });
             }
         }
     }
@@ -295,28 +393,44 @@ impl AddressSpace {
 
     /// Maps a fresh zeroed page at `addr` with the VMA's protection.
     fn populate(&mut self, addr: u64, prot: u64) -> Result<Frame, Errno> {
-        let page = Page::<Size4KiB>::containing_address(VirtAddr::new(addr));
         let f = frame::alloc_zeroed().ok_or(Errno::ENOMEM)?;
+        self.map_frame(addr, f, pte_flags(prot))?;
+        Ok(f)
+    }
+
+    /// Gives the untouched page at `addr` of `vma` its frame: a fresh zeroed one, or for
+    /// MAP_SHARED anonymous memory the object's.
+    fn fill(&mut self, addr: u64, vma: &Vma) -> Result<Frame, Errno> {
+        let addr = page_down(addr);
+        let Some(shm) = &vma.shm else {
+            return self.populate(addr, vma.prot);
+        };
+        let f = shm
+            .frame(addr.wrapping_sub(vma.shm_base) / PAGE)
+            .ok_or(Errno::ENOMEM)?;
+        self.map_frame(addr, f, pte_flags(vma.prot))?;
+        Ok(f)
+    }
+
+    /// Maps frame `f` at the unmapped user page `addr`, the entry taking over the caller's
+    /// reference to `f` (released if the page tables cannot be allocated).
+    fn map_frame(&mut self, addr: u64, f: Frame, flags: F) -> Result<(), Errno> {
+        let page = Page::<Size4KiB>::containing_address(VirtAddr::new(addr));
         let pf = PhysFrame::containing_address(PhysAddr::new(f.0));
         let parents = F::PRESENT | F::WRITABLE | F::USER_ACCESSIBLE;
-        // SAFETY: the page is in user space, not mapped yet (callers check), and the frame is
-        // freshly allocated and zeroed.
+        // SAFETY: the page is in user space and not mapped yet (callers check); the frame is
+        // either fresh or one whose other mappings hold their own references to it.
         let r = unsafe {
-            self.mapper().map_to_with_table_flags(
-                page,
-                pf,
-                pte_flags(prot),
-                parents,
-                &mut FramePool,
-            )
+            self.mapper()
+                .map_to_with_table_flags(page, pf, flags, parents, &mut FramePool)
         };
         match r {
             Ok(flush) => {
                 flush.flush();
-                Ok(f)
+                Ok(())
             }
             Err(_) => {
-                frame::free(f);
+                frame::release(f);
                 Err(Errno::ENOMEM)
             }
         }
@@ -332,7 +446,7 @@ impl AddressSpace {
 
     /// Resolves a page fault at `addr` for a write and/or instruction fetch.
     pub fn handle_fault(&mut self, addr: u64, write: bool, exec: bool) -> FaultResult {
-        let Some(vma) = self.find_vma(addr).copied() else {
+        let Some(vma) = self.find_vma(addr).cloned() else {
             return FaultResult::Unmapped;
         };
         let allowed = if exec {
@@ -358,7 +472,7 @@ impl AddressSpace {
                 e.set_flags(reprotected(e.flags(), vma.prot));
                 return FaultResult::Handled;
             }
-            None => self.populate(page_down(addr), vma.prot).map(|_| ()),
+            None => self.fill(addr, &vma).map(|_| ()),
         };
         match result {
             Ok(()) => FaultResult::Handled,
@@ -400,7 +514,7 @@ impl AddressSpace {
         let mut done = 0;
         while done < data.len() {
             let a = addr + done as u64;
-            let vma = self.find_vma(a).copied().ok_or(Errno::EFAULT)?;
+            let vma = self.find_vma(a).cloned().ok_or(Errno::EFAULT)?;
             if self
                 .leaf_entry(a)
                 .is_some_and(|e| !e.is_unused() && e.flags().contains(COW))
@@ -409,7 +523,7 @@ impl AddressSpace {
             }
             let f = match self.frame_of(a) {
                 Some(f) => f,
-                None => self.populate(page_down(a), vma.prot)?,
+                None => self.fill(a, &vma)?,
             };
             let off = (a % PAGE) as usize;
             let n = (PAGE_SIZE - off).min(data.len() - done);
@@ -459,6 +573,10 @@ impl AddressSpace {
             }
         }
         tlb::shootdown(self.pml4.0, start, end);
+        let bounds: alloc::vec::Vec<u64> = self.vmas.range(start..=end).map(|(k, _)| *k).collect();
+        for b in bounds.into_iter().rev() {
+            self.merge_at(b);
+        }
         Ok(())
     }
 
@@ -559,22 +677,11 @@ impl AddressSpace {
     }
 
     /// A copy of this address space for fork: the same VMAs and break. MAP_SHARED memory is
-    /// the same frames in both (every page of it is given a frame first, so a page neither
-    /// side has touched yet is shared too); private pages are shared copy-on-write (pages not
-    /// yet touched stay demand-zero in both), except the vvar page, which the kernel writes
-    /// for each process and which is copied.
+    /// the same frames in both (and the same object, for pages neither side touched yet);
+    /// private pages are shared copy-on-write (pages not yet touched stay demand-zero in
+    /// both), except the vvar page, which the kernel writes for each process and which is
+    /// copied.
     pub fn duplicate(&mut self) -> Result<AddressSpace, Errno> {
-        let shared: alloc::vec::Vec<Vma> =
-            self.vmas.values().filter(|v| v.shared).copied().collect();
-        for v in shared {
-            let mut addr = v.start;
-            while addr < v.end.min(v.bus_from) {
-                if self.leaf_entry(addr).is_none_or(|e| e.is_unused()) {
-                    self.populate(addr, v.prot)?;
-                }
-                addr += PAGE;
-            }
-        }
         let mut new = AddressSpace::new()?;
         new.vmas = self.vmas.clone();
         new.brk_start = self.brk_start;
@@ -583,7 +690,7 @@ impl AddressSpace {
         let parents = F::PRESENT | F::WRITABLE | F::USER_ACCESSIBLE;
         let mut made_cow = false;
         for (addr, frame, flags) in self.mapped_pages() {
-            let vma = self.find_vma(addr).copied();
+            let vma = self.find_vma(addr);
             let (shared, kind) = vma.map_or((false, VmaKind::Anonymous), |v| (v.shared, v.kind));
             if kind == VmaKind::Vvar {
                 let prot = vma.map_or(PROT_READ, |v| v.prot);
@@ -656,13 +763,12 @@ impl AddressSpace {
             {
                 return self.brk;
             }
-            let start = page_up(self.brk_start).unwrap_or(self.brk_start);
-            // One heap VMA from the page-aligned start of the break to its end.
-            self.vmas.remove(&start);
+            // The new part of the heap, joined to the rest unless mprotect made that differ.
             self.vmas.insert(
-                start,
-                Vma::new(start, new_end, PROT_READ | PROT_WRITE, VmaKind::Heap),
+                old_end,
+                Vma::new(old_end, new_end, PROT_READ | PROT_WRITE, VmaKind::Heap),
             );
+            self.merge_at(old_end);
         } else if new_end < old_end {
             self.remove_range(new_end, old_end);
         }

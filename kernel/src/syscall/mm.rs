@@ -1,8 +1,9 @@
 //! brk, mmap, munmap, mprotect, mremap and madvise, with Linux's argument checks.
 
 use super::SysResult;
-use crate::mm::addrspace::{page_down, page_up, Vma, VmaKind, USER_BOTTOM, USER_TOP};
+use crate::mm::addrspace::{page_down, page_up, SharedPages, Vma, VmaKind, USER_BOTTOM, USER_TOP};
 use crate::process::current;
+use alloc::sync::Arc;
 use ktls_abi::mm::*;
 use ktls_abi::Errno;
 
@@ -89,6 +90,10 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, offset: u64) ->
     };
     let mut vma = Vma::new(start, start + len, prot, kind);
     vma.shared = matches!(flags & MAP_TYPE, MAP_SHARED | MAP_SHARED_VALIDATE);
+    if vma.shared && file.is_none() {
+        vma.shm = Some(Arc::new(SharedPages::default()));
+        vma.shm_base = start;
+    }
     if let Some(contents) = &file {
         // Pages wholly past the end of the file (its size rounded up to a page) are SIGBUS.
         let size = contents.bytes().len() as u64;
@@ -181,13 +186,13 @@ pub fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -
     let t = current();
     let mm = t.process.mm();
     let mut mm = mm.lock();
-    let vma = *mm.find_vma(old).ok_or(Errno::EFAULT)?;
+    let vma = mm.find_vma(old).cloned().ok_or(Errno::EFAULT)?;
     if old + old_len > vma.end {
         return Err(Errno::EFAULT);
     }
     if let Some(target_end) = fixed_end {
         let keep = old_len.min(new_len);
-        mm.add_mapping(moved(&vma, old, new_addr, target_end));
+        mm.add_mapping(vma.moved(old, new_addr, target_end));
         mm.move_pages(old, new_addr, keep)?;
         if flags & MREMAP_DONTUNMAP == 0 {
             mm.remove_range(old, old + old_len);
@@ -214,27 +219,12 @@ pub fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -
         return Err(Errno::ENOMEM);
     }
     let new = mm.find_free(new_len).ok_or(Errno::ENOMEM)?;
-    mm.add_mapping(moved(&vma, old, new, new + new_len));
+    mm.add_mapping(vma.moved(old, new, new + new_len));
     mm.move_pages(old, new, old_len)?;
     if flags & MREMAP_DONTUNMAP == 0 {
         mm.remove_range(old, old + old_len);
     }
     Ok(new)
-}
-
-/// The VMA that `vma`'s part from `old` becomes when moved to [new, end): the same kind of
-/// memory, with the end of the file as far from the start as it was.
-fn moved(vma: &Vma, old: u64, new: u64, end: u64) -> Vma {
-    let bus_from = match vma.bus_from {
-        u64::MAX => u64::MAX,
-        b => new.saturating_add(b.saturating_sub(old)),
-    };
-    Vma {
-        start: new,
-        end,
-        bus_from,
-        ..*vma
-    }
 }
 
 pub fn madvise(addr: u64, len: u64, advice: u64) -> SysResult {

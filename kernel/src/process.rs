@@ -17,6 +17,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{
     AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed,
+    Ordering::Release,
 };
 use ktls_abi::mm::{Rlimit, RLIMIT_NLIMITS, RLIMIT_NOFILE, RLIMIT_STACK, RLIM_INFINITY};
 use ktls_abi::signal::{self, KSigaction, StackT, NSIG};
@@ -127,11 +128,12 @@ pub struct Thread {
     /// The thread must end at its next return to user space (the group exits or another
     /// thread execs); blocking waits treat it like a fatal signal.
     pub must_exit: AtomicBool,
-    /// The return to user space has signal work to look at: set by whatever makes some (a
-    /// signal queued for the thread or its process, `must_exit`, a mask to restore), cleared
-    /// by the return path before it looks (signal.rs). One load for the fast path instead of
-    /// five, through two structures.
-    pub signal_work: AtomicBool,
+    /// The return to user space has work to look at: set (`note_return_work`) by whatever
+    /// makes some (a signal queued for the thread or its process, `must_exit`, a mask to
+    /// restore, an rseq event), cleared by the return path before it looks
+    /// (syscall::exit_to_user). One load for the fast path instead of six, through two
+    /// structures.
+    pub return_work: AtomicBool,
     /// Set by FUTEX_WAKE when it takes this thread off a futex queue.
     pub futex_woken: AtomicBool,
     /// The thread's name (PR_SET_NAME; the executable's base name at start).
@@ -311,7 +313,7 @@ impl Thread {
             rseq: crate::rseq::ThreadRseq::new(),
             must_exit: AtomicBool::new(false),
             // A new thread looks once, whatever it inherited or missed while being made.
-            signal_work: AtomicBool::new(true),
+            return_work: AtomicBool::new(true),
             futex_woken: AtomicBool::new(false),
             comm: Mutex::new(Vec::new()),
             cpu_ns: AtomicU64::new(0),
@@ -388,6 +390,14 @@ impl Thread {
         if let Some(f) = self.fpu.lock().as_mut() {
             f.restore();
         }
+    }
+}
+
+impl Thread {
+    /// Tells the thread that its return to user space has work (see `return_work`). Call it
+    /// after making the work: the release store orders the two for the thread's CPU.
+    pub fn note_return_work(&self) {
+        self.return_work.store(true, Release);
     }
 }
 
@@ -495,7 +505,7 @@ pub fn kill_other_threads(p: &Arc<Process>, except_tid: u32) {
     for o in others {
         // Not a SIGKILL: that would end the whole process, including the caller (execve).
         o.must_exit.store(true, Relaxed);
-        crate::signal::note_work(&o);
+        o.note_return_work();
         sched::wake(&o);
         crate::arch::apic::kick_cpu(o.cpu.load(Relaxed));
     }

@@ -263,12 +263,7 @@ pub fn sys_rseq(addr: u64, len: u64, flags: u64, sig: u64) -> Result<u64, Errno>
 /// at its next return to user space.
 pub fn on_switch_out(t: &Thread) {
     t.rseq.event.store(true, Relaxed);
-}
-
-/// Whether the return to user space has rseq work (the thread was switched out or signalled).
-#[inline(always)]
-pub fn work_pending(t: &Thread) -> bool {
-    t.rseq.event.load(Relaxed)
+    t.note_return_work();
 }
 
 /// At the return to user space: abort an interrupted critical section, refresh the ids.
@@ -397,6 +392,7 @@ pub fn init_child(parent: &Thread, child: &Thread, flags: u64, ktls_reg: Option<
         *child.rseq.reg.lock() = Some(r);
         child.rseq.identity_stale.store(r.ktls, Relaxed);
         child.rseq.force_update();
+        child.note_return_work();
     }
     if flags & ktls_abi::clone::CloneFlags::VM.bits() == 0 {
         *child.process.rseq.ktls.lock() = *parent.process.rseq.ktls.lock();
@@ -408,6 +404,7 @@ pub fn after_vfork(parent: &Thread) {
     if parent.rseq.registration().is_some_and(|r| r.ktls) {
         parent.rseq.identity_stale.store(true, Relaxed);
         parent.rseq.force_update();
+        parent.note_return_work();
     }
 }
 
@@ -436,6 +433,7 @@ pub fn on_creds_changed(p: &Process) {
                 // space, where a failed store is SIGSEGV (Linux's rule for rseq's stores).
                 t.rseq.identity_stale.store(true, Relaxed);
                 t.rseq.event.store(true, Relaxed);
+                t.note_return_work();
             }
         }
     }

@@ -440,7 +440,7 @@ pub fn tick(now_ns: u64) {
 /// Whether this CPU's running thread should give up the CPU (one load, for the fast path).
 #[inline(always)]
 pub fn need_resched() -> bool {
-    percpu::get().need_resched()
+    percpu::need_resched_here()
 }
 
 /// At the return to user space: switch if this CPU's slice ran out or work arrived for idle.

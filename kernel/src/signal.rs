@@ -4,7 +4,7 @@
 use crate::arch::entry::TrapFrame;
 use crate::process::{self, Process, Thread};
 use alloc::sync::Arc;
-use core::sync::atomic::{AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use ktls_abi::signal::*;
 use spin::Mutex;
 
@@ -165,7 +165,7 @@ pub fn send_to_process(p: &Arc<Process>, sig: u32, info: Option<SigInfo>) {
     let threads = p.threads.lock().clone();
     // Any thread may take it: every one looks at its next return to user space.
     for t in &threads {
-        note_work(t);
+        t.note_return_work();
     }
     let target = threads
         .iter()
@@ -183,42 +183,21 @@ pub fn send_to_thread(t: &Arc<Thread>, sig: u32, info: Option<SigInfo>) {
         return;
     }
     t.pending.add(sig, info);
-    note_work(t);
+    t.note_return_work();
     crate::sched::wake(t);
     crate::arch::apic::kick_cpu(t.cpu.load(Relaxed));
 }
 
-/// Runs at the return to user space when `work_pending` (or an interrupted syscall's restart
-/// code) says so: ends the thread if its process is exiting, and acts on deliverable signals
-/// (default actions here; handlers get a frame on the user stack).
+/// Runs at the return to user space when `sources_pending` (or an interrupted syscall's
+/// restart code) says so: ends the thread if its process is exiting, and acts on deliverable
+/// signals (default actions here; handlers get a frame on the user stack).
 pub fn on_return_to_user(frame: &mut TrapFrame) {
-    let t = process::current();
-    // Clear before looking (xchg is a full barrier): whatever is queued from here on sets the
-    // flag again, so nothing slips between the look and the clear.
-    t.signal_work.swap(false, SeqCst);
     deliver_pending(frame, true);
-    // Blocked signals stay pending: look again at every return until they are gone, as before
-    // the flag (the slow path sorts out what is deliverable).
-    if sources_pending(t) {
-        t.signal_work.store(true, Relaxed);
-    }
 }
 
-/// Tells thread `t` that its return to user space has signal work (see `Thread::signal_work`).
-/// Call it after making the work (queueing the signal, setting the flag).
-pub fn note_work(t: &Thread) {
-    t.signal_work.store(true, SeqCst);
-}
-
-/// Whether the return to user space has signal work: one load (see `Thread::signal_work`).
-#[inline(always)]
-pub fn work_pending(t: &Thread) -> bool {
-    t.signal_work.load(Relaxed)
-}
-
-/// What `signal_work` stands for: pending signals (blocked or not), a group exit, or a mask
-/// to restore.
-fn sources_pending(t: &Thread) -> bool {
+/// Whether the return to user space has signal work: pending signals (blocked or not: the
+/// slow path sorts them), a group exit, or a mask to restore.
+pub fn sources_pending(t: &Thread) -> bool {
     (t.pending.set() | t.process.shared_pending.set()) != 0
         || t.process.is_exiting()
         || t.must_exit.load(Relaxed)
@@ -292,7 +271,7 @@ pub fn force_fault(sig: u32, info: SigInfo, frame: &mut TrapFrame) {
         process::exit_group(wstatus_signaled(sig));
     }
     t.pending.add(sig, Some(info));
-    note_work(t);
+    t.note_return_work();
     deliver_pending(frame, false);
 }
 
@@ -301,7 +280,7 @@ pub fn force_fault(sig: u32, info: SigInfo, frame: &mut TrapFrame) {
 pub fn set_restore_mask(t: &Thread, old: SigSet) {
     *t.restore_sigmask.lock() = Some(old);
     t.restore_sigmask_pending.store(true, Relaxed);
-    note_work(t);
+    t.note_return_work();
 }
 
 /// Takes the mask saved by `set_restore_mask`, if any.

@@ -316,6 +316,7 @@ pub fn sigreturn(t: &Thread, frame: &mut TrapFrame) -> Result<(), Errno> {
         restore_fpu(t, m.fpstate)?;
     }
     t.full_restore.store(true, Relaxed);
+    t.note_return_work();
     Ok(())
 }
 

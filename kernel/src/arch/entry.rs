@@ -124,7 +124,7 @@ ktls_syscall_entry:
     push r11
     push {user_cs}
     push rcx
-    push 0
+    push rax                // the "error code" slot keeps the number, as Linux's orig_ax
     push {syscall_vector}
     PUSH_REGS
     mov rdi, rsp
@@ -133,7 +133,14 @@ ktls_syscall_entry:
     // No cld: FMASK clears DF on SYSCALL (arch/gdt.rs).
     call {syscall_handler}
     cli
-    test eax, eax
+    test eax, eax           // the handler rewrote the whole context: iretq
+    jnz ktls_trap_return
+    // SYSRET only to a canonical user RIP (else it faults in ring 0 on Intel) and without
+    // TF/RF, which iretq restores faithfully.
+    mov rcx, [rsp + {frame_rip}]
+    shr rcx, 47
+    jnz ktls_trap_return
+    test dword ptr [rsp + {frame_rflags}], {tf_rf}
     jnz ktls_trap_return
     POP_REGS
     add rsp, 16
@@ -229,6 +236,9 @@ ktls_resume_frame:
     ist_mask = const IST_STACK_SIZE - 1,
     syscall_handler = sym crate::syscall::syscall_entry,
     trap_handler = sym crate::trap::trap_entry,
+    frame_rip = const core::mem::offset_of!(TrapFrame, rip),
+    frame_rflags = const core::mem::offset_of!(TrapFrame, rflags),
+    tf_rf = const (1 << 8) | (1 << 16),
 );
 
 extern "C" {

@@ -85,6 +85,22 @@ pub fn current_raw() -> u64 {
     v
 }
 
+/// This CPU's `need_resched` in one GS-relative load, for the return-to-user fast path.
+#[inline(always)]
+pub fn need_resched_here() -> bool {
+    let v: u8;
+    // SAFETY: as for `current_raw`; `need_resched` is an AtomicBool (one byte, 0 or 1).
+    unsafe {
+        core::arch::asm!(
+            "mov {}, byte ptr gs:[{off}]",
+            out(reg_byte) v,
+            off = const core::mem::offset_of!(PerCpu, need_resched),
+            options(nostack, readonly, preserves_flags)
+        )
+    };
+    v != 0
+}
+
 /// This CPU's block.
 #[inline(always)]
 pub fn get() -> &'static PerCpu {
@@ -109,10 +125,6 @@ impl PerCpu {
         // SAFETY: the TSS is this CPU's, leaked at init; the CPU reads RSP0 only on a
         // privilege change, which cannot happen while we write it.
         unsafe { (*tss).privilege_stack_table[0] = x86_64::VirtAddr::new(top) };
-    }
-
-    pub fn need_resched(&self) -> bool {
-        self.need_resched.load(Relaxed)
     }
 
     pub fn set_need_resched(&self, v: bool) {

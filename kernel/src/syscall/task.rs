@@ -431,6 +431,8 @@ pub fn execve(frame: &mut TrapFrame, path: u64, argv: u64, envp: u64) -> SysResu
     }
     *frame = TrapFrame::new_user(image.entry, image.sp);
     t.full_restore.store(true, Relaxed);
+    t.note_return_work();
+    // The new context's RAX, which syscall_entry stores.
     Ok(0)
 }
 

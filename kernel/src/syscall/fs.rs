@@ -223,35 +223,28 @@ fn read_iovecs(iov: u64, count: u64) -> Result<Vec<Iovec>, Errno> {
 
 pub fn readv(fd: u64, iov: u64, count: u64) -> SysResult {
     let f = file(fd)?;
-    let mut done = 0;
-    for e in read_iovecs(iov, count)? {
-        if e.iov_len == 0 {
-            continue;
-        }
-        let n = match read_file(&f, e.iov_base, e.iov_len.min(MAX_RW_COUNT), None) {
-            Ok(n) => n,
-            Err(_) if done > 0 => return Ok(done),
-            Err(e) => return Err(e),
-        };
-        done += n;
-        if n < e.iov_len {
-            break;
-        }
-    }
-    Ok(done)
+    each_iovec(iov, count, |base, len| read_file(&f, base, len, None))
 }
 
 pub fn writev(fd: u64, iov: u64, count: u64) -> SysResult {
     let f = file(fd)?;
+    send_sigpipe(each_iovec(iov, count, |base, len| {
+        write_file(&f, base, len, None)
+    }))
+}
+
+/// readv/writev: `io(base, len)` for each buffer in turn, until one comes back short. An error
+/// after some bytes moved is the count so far, as Linux; an error before any is the result.
+fn each_iovec(iov: u64, count: u64, mut io: impl FnMut(u64, u64) -> SysResult) -> SysResult {
     let mut done = 0;
     for e in read_iovecs(iov, count)? {
         if e.iov_len == 0 {
             continue;
         }
-        let n = match write_file(&f, e.iov_base, e.iov_len.min(MAX_RW_COUNT), None) {
+        let n = match io(e.iov_base, e.iov_len.min(MAX_RW_COUNT)) {
             Ok(n) => n,
             Err(_) if done > 0 => return Ok(done),
-            Err(e) => return send_sigpipe(Err(e)),
+            Err(e) => return Err(e),
         };
         done += n;
         if n < e.iov_len {

@@ -106,7 +106,7 @@ fn page_fault(frame: &mut TrapFrame) {
     }
     if err & PF_USER != 0 && result == FaultResult::PastEof {
         let info = SigInfo::fault(SIGBUS, signal::BUS_ADRERR, addr);
-        signal::force_fault(SIGBUS, info, frame);
+        user_fault(SIGBUS, info, frame);
         return;
     }
     if err & PF_USER != 0 {

@@ -28,6 +28,10 @@ pub const MREMAP_MAYMOVE: u64 = 1;
 pub const MREMAP_FIXED: u64 = 2;
 pub const MREMAP_DONTUNMAP: u64 = 4;
 
+pub const MS_ASYNC: u64 = 1;
+pub const MS_INVALIDATE: u64 = 2;
+pub const MS_SYNC: u64 = 4;
+
 pub const MADV_NORMAL: u64 = 0;
 pub const MADV_RANDOM: u64 = 1;
 pub const MADV_SEQUENTIAL: u64 = 2;

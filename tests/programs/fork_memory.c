@@ -59,6 +59,10 @@ static void shared_anonymous(void)
     CHECK(seen, "the child's writes to shared pages are seen, untouched ones before fork too");
     CHECK(m[3 * PAGE + 8] == 0x77, "the grandchild's write to shared memory is seen");
     CHECK(m[0] == 1, "the parent's write before fork is still there");
+    unsigned char v[4];
+    CHECK_RET(raw_syscall3(SYS_mincore, m, 4 * PAGE, v), 0, "mincore of the shared pages");
+    CHECK(v[0] == 1 && v[1] == 1 && v[2] == 1 && v[3] == 1,
+          "mincore: pages the child touched are resident in the parent too");
 
     /* The child unmaps and discards its view; the parent's memory stays. */
     memset(m, 0x5a, 4 * PAGE);

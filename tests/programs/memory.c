@@ -1,6 +1,7 @@
 /*
  * Memory management: brk growth and shrink, big sparse anonymous mmap, MAP_FIXED,
- * munmap and re-map, mprotect, mremap and madvise(MADV_DONTNEED).
+ * munmap and re-map, mprotect, mremap, madvise(MADV_DONTNEED), mincore, msync and
+ * MAP_POPULATE.
  */
 #include "ktls_test.h"
 
@@ -205,6 +206,63 @@ static void test_madvise(void)
     CHECK(munmap(p, 2 * PAGE) == 0, "munmap the madvise pages");
 }
 
+static void test_mincore_msync(void)
+{
+    unsigned char v[8];
+    unsigned char *p = mmap(NULL, 5 * PAGE, PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK(p != MAP_FAILED, "mmap 5 pages for mincore");
+    if (p == MAP_FAILED)
+        return;
+    CHECK(munmap(p + 4 * PAGE, PAGE) == 0, "munmap the fifth: a hole after the mapping");
+    p[0] = 1;
+    p[2 * PAGE] = 1;
+    memset(v, 9, sizeof v);
+    CHECK_RET(raw_syscall3(SYS_mincore, p, 4 * PAGE, v), 0, "mincore of 4 pages");
+    CHECK(v[0] == 1 && v[1] == 0 && v[2] == 1 && v[3] == 0 && v[4] == 9,
+          "mincore: the touched pages are resident, the others not, one byte per page");
+    CHECK_RET(raw_syscall3(SYS_mincore, p, 3 * PAGE + 1, v), 0, "mincore of a partial page");
+    CHECK(madvise(p, PAGE, MADV_DONTNEED) == 0, "madvise(MADV_DONTNEED) the first page");
+    CHECK_RET(raw_syscall3(SYS_mincore, p, PAGE, v), 0, "mincore after MADV_DONTNEED");
+    CHECK(v[0] == 0, "mincore: a discarded page is not resident");
+    CHECK_ERR(raw_syscall3(SYS_mincore, p + 1, PAGE, v), EINVAL, "mincore at an unaligned address");
+    CHECK_ERR(raw_syscall3(SYS_mincore, p, 5 * PAGE, v), ENOMEM,
+              "mincore of a range running past the mapping");
+    CHECK_ERR(raw_syscall3(SYS_mincore, p, PAGE, 0xffff800000000000ul), EFAULT,
+              "mincore into a kernel address");
+    CHECK_RET(raw_syscall3(SYS_mincore, p, 0, v), 0, "mincore of no pages");
+
+    CHECK_RET(raw_syscall3(SYS_msync, p, 4 * PAGE, MS_SYNC), 0, "msync(MS_SYNC)");
+    CHECK_RET(raw_syscall3(SYS_msync, p, PAGE + 1, MS_ASYNC | MS_INVALIDATE), 0,
+              "msync(MS_ASYNC | MS_INVALIDATE) of a partial page");
+    CHECK_RET(raw_syscall3(SYS_msync, p, 0, MS_SYNC), 0, "msync of nothing");
+    CHECK_ERR(raw_syscall3(SYS_msync, p, PAGE, MS_SYNC | MS_ASYNC), EINVAL,
+              "msync(MS_SYNC | MS_ASYNC)");
+    CHECK_ERR(raw_syscall3(SYS_msync, p, PAGE, 8), EINVAL, "msync with an unknown flag");
+    CHECK_ERR(raw_syscall3(SYS_msync, p + 1, PAGE, MS_SYNC), EINVAL,
+              "msync at an unaligned address");
+    CHECK(munmap(p + PAGE, PAGE) == 0, "munmap the second page");
+    CHECK_ERR(raw_syscall3(SYS_msync, p, 4 * PAGE, MS_SYNC), ENOMEM,
+              "msync(MS_SYNC) over a hole");
+    CHECK_ERR(raw_syscall3(SYS_msync, p, 4 * PAGE, MS_ASYNC), ENOMEM,
+              "msync(MS_ASYNC) over a hole");
+    CHECK_ERR(raw_syscall3(SYS_mincore, p, 4 * PAGE, v), ENOMEM, "mincore over a hole");
+    CHECK(munmap(p, 4 * PAGE) == 0, "munmap the mincore pages");
+    CHECK_ERR(raw_syscall3(SYS_msync, p, PAGE, MS_SYNC), ENOMEM, "msync of unmapped memory");
+
+    /* MAP_POPULATE faults everything in. */
+    p = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
+             -1, 0);
+    CHECK(p != MAP_FAILED, "mmap 4 pages with MAP_POPULATE");
+    if (p == MAP_FAILED)
+        return;
+    memset(v, 9, sizeof v);
+    CHECK_RET(raw_syscall3(SYS_mincore, p, 4 * PAGE, v), 0, "mincore of the populated pages");
+    CHECK(v[0] == 1 && v[1] == 1 && v[2] == 1 && v[3] == 1, "MAP_POPULATE pages are resident");
+    CHECK(all_equal(p, 4 * PAGE, 0), "MAP_POPULATE pages are zero");
+    CHECK(munmap(p, 4 * PAGE) == 0, "munmap the populated pages");
+}
+
 int main(void)
 {
     /* The first printf allocates stdio's buffer before test_brk moves the break. */
@@ -214,5 +272,6 @@ int main(void)
     test_fixed_and_remap();
     test_mremap();
     test_madvise();
+    test_mincore_msync();
     return finish();
 }

@@ -122,6 +122,13 @@ impl SharedPages {
     }
 }
 
+impl SharedPages {
+    /// Whether page `index` has been touched (has a frame).
+    fn has(&self, index: u64) -> bool {
+        self.pages.lock().contains_key(&index)
+    }
+}
+
 impl Drop for SharedPages {
     fn drop(&mut self) {
         for f in self.pages.get_mut().values() {
@@ -262,6 +269,48 @@ impl AddressSpace {
             .next_back()
             .map(|(_, v)| v)
             .filter(|v| addr < v.end)
+    }
+
+    /// The VMA containing `addr`, else the lowest one above it.
+    pub fn vma_from(&self, addr: u64) -> Option<&Vma> {
+        self.find_vma(addr)
+            .or_else(|| self.vmas.range(addr..).next().map(|(_, v)| v))
+    }
+
+    /// mincore for the VMA containing `addr`: whether each page from `addr` has its memory
+    /// (a frame in this address space, or in the MAP_SHARED object behind it), one byte per
+    /// page into `out`, up to the end of the VMA. Returns the pages answered for, or None if
+    /// no VMA contains `addr`.
+    pub fn residency(&self, addr: u64, out: &mut [u8]) -> Option<usize> {
+        let vma = self.find_vma(addr)?;
+        let n = (((vma.end - addr) / PAGE) as usize).min(out.len());
+        for (i, b) in out[..n].iter_mut().enumerate() {
+            let a = addr + i as u64 * PAGE;
+            let mapped = self.leaf_entry(a).is_some_and(|e| !e.is_unused());
+            let shared = vma
+                .shm
+                .as_ref()
+                .is_some_and(|s| s.has(a.wrapping_sub(vma.shm_base) / PAGE));
+            *b = u8::from(mapped || shared);
+        }
+        Some(n)
+    }
+
+    /// Faults in the pages of [start, end) that the VMAs there allow some access to, as a
+    /// read would (MAP_POPULATE); stops quietly at the first one that cannot be had.
+    pub fn populate_range(&mut self, start: u64, end: u64) {
+        let mut a = start;
+        while a < end {
+            let Some(v) = self.find_vma(a) else {
+                return;
+            };
+            if v.prot & (PROT_READ | PROT_WRITE | PROT_EXEC) != 0
+                && self.handle_fault(a, false, false) != FaultResult::Handled
+            {
+                return;
+            }
+            a += PAGE;
+        }
     }
 
     /// The lowest VMA of `kind` (the vvar page and the vDSO have one each).

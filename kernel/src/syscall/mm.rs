@@ -112,6 +112,10 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, offset: u64) ->
             return Err(e);
         }
     }
+    if flags & MAP_POPULATE != 0 {
+        // Prefault, as Linux does; a page that cannot be had is left for the first touch.
+        mm.populate_range(start, start + len);
+    }
     Ok(start)
 }
 
@@ -250,6 +254,79 @@ pub fn madvise(addr: u64, len: u64, advice: u64) -> SysResult {
         }
         _ => Err(Errno::EINVAL),
     }
+}
+
+/// msync: the mappings here have nothing to write back (file mappings are copies, and
+/// shared ones are read-only), so what is left is Linux's checks: the flags, the alignment,
+/// and ENOMEM for a range that is not all mapped.
+pub fn msync(addr: u64, len: u64, flags: u64) -> SysResult {
+    if flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0
+        || !addr.is_multiple_of(PAGE)
+        || (flags & MS_ASYNC != 0 && flags & MS_SYNC != 0)
+    {
+        return Err(Errno::EINVAL);
+    }
+    // Linux rounds with wrapping arithmetic: a length in the last page of the address
+    // space rounds to 0.
+    let len = len.wrapping_add(PAGE - 1) & !(PAGE - 1);
+    let end = addr.checked_add(len).ok_or(Errno::ENOMEM)?;
+    if end == addr {
+        return Ok(0);
+    }
+    let t = current();
+    let mm = t.process.mm();
+    let mm = mm.lock();
+    let mut a = addr;
+    let mut hole = false;
+    while a < end {
+        let v = mm.vma_from(a).ok_or(Errno::ENOMEM)?;
+        if a < v.start {
+            // Linux gives up at the first hole for MS_ASYNC alone, and otherwise goes on
+            // and reports it at the end.
+            if flags == MS_ASYNC || v.start >= end {
+                return Err(Errno::ENOMEM);
+            }
+            hole = true;
+        }
+        a = v.end;
+    }
+    if hole {
+        return Err(Errno::ENOMEM);
+    }
+    Ok(0)
+}
+
+/// mincore: one byte per page of [addr, addr + len), 1 if the page has its memory. ENOMEM
+/// for a range outside user space or not all mapped; the bytes for the VMAs before a hole
+/// are written.
+pub fn mincore(addr: u64, len: u64, vec: u64) -> SysResult {
+    if !addr.is_multiple_of(PAGE) {
+        return Err(Errno::EINVAL);
+    }
+    if !crate::mm::uaccess::is_user_range(addr, len as usize) || addr + len > USER_TOP {
+        return Err(Errno::ENOMEM);
+    }
+    let pages = len.div_ceil(PAGE);
+    if !crate::mm::uaccess::is_user_range(vec, pages as usize) {
+        return Err(Errno::EFAULT);
+    }
+    let (mut a, mut out, mut left) = (addr, vec, pages as usize);
+    let mut buf = [0u8; 256];
+    while left > 0 {
+        let want = left.min(buf.len());
+        // The answer is copied out after the address space is unlocked: the copy may fault.
+        let n = {
+            let t = current();
+            let mm = t.process.mm();
+            let mm = mm.lock();
+            mm.residency(a, &mut buf[..want]).ok_or(Errno::ENOMEM)?
+        };
+        crate::mm::uaccess::copy_to_user(out, &buf[..n])?;
+        a += n as u64 * PAGE;
+        out += n as u64;
+        left -= n;
+    }
+    Ok(0)
 }
 
 fn check_mapped(

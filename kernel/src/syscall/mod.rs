@@ -210,6 +210,8 @@ fn dispatch(nr: usize, frame: &mut TrapFrame) -> SysResult {
         SYS_SCHED_YIELD => task::sched_yield(),
         SYS_MREMAP => mm::mremap(frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8),
         SYS_MADVISE => mm::madvise(frame.rdi, frame.rsi, frame.rdx),
+        SYS_MSYNC => mm::msync(frame.rdi, frame.rsi, frame.rdx),
+        SYS_MINCORE => mm::mincore(frame.rdi, frame.rsi, frame.rdx),
         SYS_DUP => fs::dup(frame.rdi),
         SYS_DUP2 => fs::dup2(frame.rdi, frame.rsi),
         SYS_NANOSLEEP => time::nanosleep(frame.rdi, frame.rsi),

@@ -5,7 +5,8 @@
  * munmap on the other side, and carries shared futexes between processes; private memory is
  * each process's own after fork however much of it is written on either side; and a file
  * mapping raises SIGBUS (BUS_ADRERR) on a page wholly past the end of the file, while the
- * rest of the last page reads zeros and the kernel's copies from such a page fail with EFAULT.
+ * rest of the last page reads zeros and the kernel's copies from such a page fail with EFAULT;
+ * a private file mapping is copy-on-write over the file (MADV_DONTNEED brings it back).
  */
 #include "ktls_test.h"
 
@@ -310,6 +311,44 @@ static void past_eof(void)
     signal(SIGSEGV, SIG_DFL);
 }
 
+/* A private file mapping is copy-on-write over the file's pages: writes stay in the process
+ * (and out of another mapping of the file, and out of the parent after fork), and
+ * MADV_DONTNEED brings the file's contents back. */
+static void file_private(void)
+{
+    FILE *f = tmpfile();
+    CHECK(f != NULL, "a temporary file");
+    if (!f)
+        return;
+    int fd = fileno(f);
+    CHECK_RET(write(fd, "file data", 9), 9, "write 9 bytes to it");
+    char *a = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    char *b = mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE, fd, 0);
+    CHECK(a != MAP_FAILED && b != MAP_FAILED, "map the file privately twice");
+    if (a == MAP_FAILED || b == MAP_FAILED)
+        return;
+    a[0] = 'F';
+    CHECK(memcmp(a, "File data", 9) == 0 && memcmp(b, "file data", 9) == 0,
+          "a write to one private mapping stays out of the other");
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int bad = a[0] != 'F';
+        a[1] = 'I';
+        bad |= (madvise(a, PAGE, MADV_DONTNEED) != 0 || memcmp(a, "file data", 9) != 0) << 1;
+        _exit(bad);
+    }
+    CHECK_RET(wait_exit(pid), 0,
+              "the child sees the parent's write; MADV_DONTNEED gives it the file back");
+    CHECK(memcmp(a, "File data", 9) == 0, "the child's write and discard leave the parent's");
+    CHECK(madvise(a, PAGE, MADV_DONTNEED) == 0, "madvise(MADV_DONTNEED) the private mapping");
+    CHECK(memcmp(a, "file data", 9) == 0 && a[9] == 0,
+          "after MADV_DONTNEED the private mapping reads the file again");
+    munmap(a, PAGE);
+    munmap(b, PAGE);
+    fclose(f);
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
@@ -318,5 +357,6 @@ int main(void)
     shared_futex();
     private_memory();
     past_eof();
+    file_private();
     return finish();
 }

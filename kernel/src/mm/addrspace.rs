@@ -56,8 +56,10 @@ pub struct Vma {
     /// Pages from this address on lie wholly past the end of the mapped file: touching them
     /// is SIGBUS (BUS_ADRERR), as on Linux. u64::MAX for memory that is not a file's.
     pub bus_from: u64,
-    /// MAP_SHARED anonymous memory: where its pages come from, and the address page 0 of
-    /// the object would have in this mapping (kept as VMAs split and move, like `bus_from`).
+    /// Where the pages come from, for MAP_SHARED anonymous memory and file mappings (a copy
+    /// of the file's pages, mapped copy-on-write by private mappings), and the address page
+    /// 0 of the object would have in this mapping (kept as VMAs split and move, like
+    /// `bus_from`).
     pub shm: Option<Arc<SharedPages>>,
     pub shm_base: u64,
 }
@@ -95,10 +97,12 @@ impl Vma {
     }
 }
 
-/// The pages of a MAP_SHARED anonymous mapping, as Linux's shmem object behind it: every VMA
-/// made from the mapping (split by mprotect, copied by fork, moved by mremap) names it, and a
-/// page first touched through any of them is the same frame in all. The object holds a
-/// reference to each of its frames.
+/// The pages behind a mapping: for MAP_SHARED anonymous memory, as Linux's shmem object;
+/// for a file mapping, a copy of the file's pages as they were at mmap (there is no page
+/// cache), which a private mapping maps copy-on-write, so that MADV_DONTNEED brings the
+/// file's contents back. Every VMA made from the mapping (split by mprotect, copied by fork,
+/// moved by mremap) names it, and a page first touched through any of them is the same
+/// frame in all. The object holds a reference to each of its frames.
 #[derive(Debug, Default)]
 pub struct SharedPages {
     pages: spin::Mutex<BTreeMap<u64, Frame>>,
@@ -123,6 +127,21 @@ impl SharedPages {
 }
 
 impl SharedPages {
+    /// An object holding a copy of `data` (a file's bytes), zeros after it to the end of
+    /// its last page; None if there is no memory for it.
+    pub fn from_bytes(data: &[u8]) -> Option<SharedPages> {
+        let obj = SharedPages::default();
+        {
+            let mut pages = obj.pages.lock();
+            for (i, chunk) in data.chunks(PAGE_SIZE).enumerate() {
+                let f = frame::alloc_zeroed()?;
+                super::frame_bytes_mut(f)[..chunk.len()].copy_from_slice(chunk);
+                pages.insert(i as u64, f);
+            }
+        }
+        Some(obj)
+    }
+
     /// Whether page `index` has been touched (has a frame).
     fn has(&self, index: u64) -> bool {
         self.pages.lock().contains_key(&index)
@@ -447,8 +466,8 @@ impl AddressSpace {
         Ok(f)
     }
 
-    /// Gives the untouched page at `addr` of `vma` its frame: a fresh zeroed one, or for
-    /// MAP_SHARED anonymous memory the object's.
+    /// Gives the untouched page at `addr` of `vma` its frame: a fresh zeroed one, or the
+    /// object's (itself for shared memory, copy-on-write for a private file mapping).
     fn fill(&mut self, addr: u64, vma: &Vma) -> Result<Frame, Errno> {
         let addr = page_down(addr);
         let Some(shm) = &vma.shm else {
@@ -457,7 +476,12 @@ impl AddressSpace {
         let f = shm
             .frame(addr.wrapping_sub(vma.shm_base) / PAGE)
             .ok_or(Errno::ENOMEM)?;
-        self.map_frame(addr, f, pte_flags(vma.prot))?;
+        let flags = if vma.shared {
+            pte_flags(vma.prot)
+        } else {
+            (pte_flags(vma.prot) - F::WRITABLE) | COW
+        };
+        self.map_frame(addr, f, flags)?;
         Ok(f)
     }
 
@@ -564,16 +588,16 @@ impl AddressSpace {
         while done < data.len() {
             let a = addr + done as u64;
             let vma = self.find_vma(a).cloned().ok_or(Errno::EFAULT)?;
+            if self.leaf_entry(a).is_none_or(|e| e.is_unused()) {
+                self.fill(a, &vma)?;
+            }
             if self
                 .leaf_entry(a)
                 .is_some_and(|e| !e.is_unused() && e.flags().contains(COW))
             {
                 self.break_cow(a, vma.prot)?;
             }
-            let f = match self.frame_of(a) {
-                Some(f) => f,
-                None => self.fill(a, &vma)?,
-            };
+            let f = self.frame_of(a).ok_or(Errno::EFAULT)?;
             let off = (a % PAGE) as usize;
             let n = (PAGE_SIZE - off).min(data.len() - done);
             super::frame_bytes_mut(f)[off..off + n].copy_from_slice(&data[done..done + n]);

@@ -96,22 +96,19 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, offset: u64) ->
     }
     if let Some(contents) = &file {
         // Pages wholly past the end of the file (its size rounded up to a page) are SIGBUS.
-        let size = contents.bytes().len() as u64;
+        let data = contents.bytes();
+        let size = data.len() as u64;
         let file_pages = page_up(size.saturating_sub(offset)).unwrap_or(u64::MAX);
         vma.bus_from = start.saturating_add(file_pages);
-    }
-    mm.add_mapping(vma);
-    if let Some(contents) = file {
-        // A file mapping is a copy of the file's pages as they are now (there is no page
+        // The mapping's pages are a copy of the file's as they are now (there is no page
         // cache); the rest of the last page reads zeros.
-        let data = contents.bytes();
         let from = (offset as usize).min(data.len());
         let to = (offset.saturating_add(len) as usize).min(data.len());
-        if let Err(e) = mm.write_bytes(start, &data[from..to]) {
-            mm.remove_range(start, start + len);
-            return Err(e);
-        }
+        let pages = SharedPages::from_bytes(&data[from..to]).ok_or(Errno::ENOMEM)?;
+        vma.shm = Some(Arc::new(pages));
+        vma.shm_base = start;
     }
+    mm.add_mapping(vma);
     if flags & MAP_POPULATE != 0 {
         // Prefault, as Linux does; a page that cannot be had is left for the first touch.
         mm.populate_range(start, start + len);

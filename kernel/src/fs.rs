@@ -36,6 +36,10 @@ impl ktls_vfs::Platform for KernelPlatform {
     fn wake(&self, key: WaitKey) {
         bucket(key).wake_all();
     }
+
+    fn can_allocate(&self, bytes: usize) -> bool {
+        crate::mm::heap::can_spare(bytes)
+    }
 }
 
 /// Wait queues for wait keys, hashed into buckets (a wake-up may wake a neighbour too; every
@@ -391,7 +395,13 @@ pub fn file_bytes(node: &ktls_vfs::NodeRef) -> Result<FileBytes, Errno> {
     if let Some(data) = node.static_data() {
         return Ok(FileBytes::Static(data));
     }
-    let mut buf = alloc::vec![0u8; node.size() as usize];
+    let size = node.size() as usize;
+    if !crate::mm::heap::can_spare(size) {
+        return Err(Errno::ENOMEM);
+    }
+    let mut buf = Vec::new();
+    buf.try_reserve_exact(size).map_err(|_| Errno::ENOMEM)?;
+    buf.resize(size, 0);
     let n = node.read_at(0, &mut buf)?;
     buf.truncate(n);
     Ok(FileBytes::Owned(buf))

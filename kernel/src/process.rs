@@ -153,9 +153,13 @@ pub fn max_threads() -> usize {
     crate::mm::heap::size() / 2 / KERNEL_STACK_SIZE
 }
 
-/// A zeroed kernel stack, or None if the heap cannot give one (fallible, unlike `vec!`).
+/// A zeroed kernel stack, or None if the heap cannot give one above its reserve (fallible,
+/// unlike `vec!`).
 fn alloc_kernel_stack() -> Option<alloc::boxed::Box<[u128]>> {
     let words = KERNEL_STACK_SIZE / core::mem::size_of::<u128>();
+    if !crate::mm::heap::can_spare(KERNEL_STACK_SIZE) {
+        return None;
+    }
     let mut v = Vec::new();
     v.try_reserve_exact(words).ok()?;
     v.resize(words, 0u128);

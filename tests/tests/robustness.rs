@@ -555,16 +555,12 @@ two_toolchains!(exhaust_memory, |tc| {
     run_case(&case.self_checking().compare(exhaust_compare), 1, no_extra);
 });
 
-two_toolchains!(
-    exhaust_files,
-    ignore = "known ktls kernel gap, see the issue 7 note",
-    |tc| {
-        let Some(case) = c_case("exhaust_files", tc) else {
-            return;
-        };
-        run_case(&case.self_checking().compare(exhaust_compare), 1, no_extra);
-    }
-);
+two_toolchains!(exhaust_files, |tc| {
+    let Some(case) = c_case("exhaust_files", tc) else {
+        return;
+    };
+    run_case(&case.self_checking().compare(exhaust_compare), 1, no_extra);
+});
 
 /// The out-of-memory killer, on ktls only: natively the child would touch twice the host's
 /// memory and Linux's OOM killer could pick any process of the host, not just the test's.

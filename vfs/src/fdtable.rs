@@ -119,12 +119,17 @@ impl FdTable {
             .filter_map(|(i, s)| s.as_ref().map(|e| (i as i32, &e.file, e.cloexec)))
     }
 
-    fn place(&mut self, fd: usize, file: Arc<OpenFile>, cloexec: bool) {
+    /// ENOMEM if the table cannot grow to hold `fd` (as Linux's expand_files).
+    fn place(&mut self, fd: usize, file: Arc<OpenFile>, cloexec: bool) -> Result<()> {
         if fd >= self.slots.len() {
+            self.slots
+                .try_reserve(fd + 1 - self.slots.len())
+                .map_err(|_| Errno::ENOMEM)?;
             self.slots.resize(fd + 1, None);
         }
         // Any file already there is dropped (closed) here.
         self.slots[fd] = Some(FdEntry { file, cloexec });
+        Ok(())
     }
 
     /// Installs `file` at the lowest free descriptor ≥ `min`. EMFILE if none is below the
@@ -133,7 +138,7 @@ impl FdTable {
         let free = (min..self.limit)
             .find(|&i| self.slots.get(i).is_none_or(|s| s.is_none()))
             .ok_or(Errno::EMFILE)?;
-        self.place(free, file, cloexec);
+        self.place(free, file, cloexec)?;
         Ok(free as i32)
     }
 
@@ -182,7 +187,7 @@ impl FdTable {
             return Err(Errno::EBADF);
         }
         let file = self.get(old)?;
-        self.place(slot, file, flags & O_CLOEXEC != 0);
+        self.place(slot, file, flags & O_CLOEXEC != 0)?;
         Ok(new)
     }
 

@@ -177,7 +177,7 @@ impl OpenFile {
         } else {
             at
         };
-        let n = d.write_at(at, buf)?;
+        let n = d.write_at(at, buf, &*self.node.sb.platform)?;
         drop(d);
         self.node.touch_mtime();
         Ok((at, n))

@@ -103,6 +103,14 @@ pub trait Platform: Send + Sync {
     /// Something waiting on `key` may be able to proceed (a pipe got data or space, or an
     /// end closed). Called without VFS locks held.
     fn wake(&self, key: WaitKey);
+    /// Whether `bytes` more of kernel memory may go to contents user space chose (pipe
+    /// buffers, tmpfs file data): the kernel keeps the last of its heap for itself, and says
+    /// no before that is reached, so these allocations fail with ENOMEM/ENOSPC rather than
+    /// leave the kernel nothing. The default says yes (the allocation itself may still fail).
+    fn can_allocate(&self, bytes: usize) -> bool {
+        let _ = bytes;
+        true
+    }
 }
 
 /// The calling process, as path resolution and permission checks see it.

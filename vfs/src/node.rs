@@ -120,9 +120,12 @@ impl FileData {
     }
 
     /// The data as a growable vector, copying borrowed data first.
-    fn make_mut(&mut self) -> Result<&mut Vec<u8>> {
+    fn make_mut(&mut self, platform: &dyn Platform) -> Result<&mut Vec<u8>> {
         if let FileData::Static(s) = *self {
             let mut v = Vec::new();
+            if !platform.can_allocate(s.len()) {
+                return Err(Errno::ENOSPC);
+            }
             v.try_reserve_exact(s.len()).map_err(|_| Errno::ENOSPC)?;
             v.extend_from_slice(s);
             *self = FileData::Mem(v);
@@ -147,7 +150,12 @@ impl FileData {
 
     /// Writes `buf` at `pos`, filling any gap with zeros. Linux's rules: EFBIG when `pos` is at
     /// or past the size limit, a short write when the end would pass it.
-    pub(crate) fn write_at(&mut self, pos: u64, buf: &[u8]) -> Result<usize> {
+    pub(crate) fn write_at(
+        &mut self,
+        pos: u64,
+        buf: &[u8],
+        platform: &dyn Platform,
+    ) -> Result<usize> {
         if buf.is_empty() {
             return Ok(0);
         }
@@ -156,9 +164,9 @@ impl FileData {
         }
         let n = (buf.len() as u64).min(MAX_FILE_SIZE - pos) as usize;
         let end = usize::try_from(pos + n as u64).map_err(|_| Errno::EFBIG)?;
-        let v = self.make_mut()?;
+        let v = self.make_mut(platform)?;
         if end > v.len() {
-            v.try_reserve(end - v.len()).map_err(|_| Errno::ENOSPC)?;
+            grow(v, end, platform)?;
             v.resize(end, 0);
         }
         v[pos as usize..end].copy_from_slice(&buf[..n]);
@@ -166,7 +174,7 @@ impl FileData {
     }
 
     /// Sets the size, zero-filling when growing.
-    pub(crate) fn set_len(&mut self, len: u64) -> Result<()> {
+    pub(crate) fn set_len(&mut self, len: u64, platform: &dyn Platform) -> Result<()> {
         if len > MAX_FILE_SIZE {
             return Err(Errno::EFBIG);
         }
@@ -181,13 +189,26 @@ impl FileData {
                 return Ok(());
             }
         }
-        let v = self.make_mut()?;
+        let v = self.make_mut(platform)?;
         if len > v.len() {
-            v.try_reserve(len - v.len()).map_err(|_| Errno::ENOSPC)?;
+            grow(v, len, platform)?;
         }
         v.resize(len, 0);
         Ok(())
     }
+}
+
+/// Makes room in `v` for `len` bytes, as `Vec` grows (at least doubling), if the platform
+/// can spare the memory; ENOSPC (tmpfs is full) if not.
+fn grow(v: &mut Vec<u8>, len: usize, platform: &dyn Platform) -> Result<()> {
+    if len <= v.capacity() {
+        return Ok(());
+    }
+    let target = len.max(v.capacity().saturating_mul(2));
+    if !platform.can_allocate(target) {
+        return Err(Errno::ENOSPC);
+    }
+    v.try_reserve(len - v.len()).map_err(|_| Errno::ENOSPC)
 }
 
 /// A directory entry: the node and the position it occupies in readdir order.
@@ -679,7 +700,7 @@ impl Node {
     /// Sets a regular file's size and its mtime/ctime (no permission checks).
     pub(crate) fn set_len(&self, len: u64) -> Result<()> {
         let data = self.file_data().ok_or(Errno::EINVAL)?;
-        data.lock().set_len(len)?;
+        data.lock().set_len(len, &*self.sb.platform)?;
         self.touch_mtime();
         Ok(())
     }

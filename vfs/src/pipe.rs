@@ -1,4 +1,9 @@
-//! Pipes and FIFOs: a 64 KiB ring buffer with reader and writer counts.
+//! Pipes and FIFOs: a ring buffer of up to 64 KiB with reader and writer counts.
+//!
+//! The ring is sized to what the pipe holds, as Linux allocates a pipe's pages as data
+//! arrives: it starts at [`MIN_RING`] bytes with the first write and doubles as needed up to
+//! [`PIPE_CAPACITY`], so a thousand pipes holding a page each take a few MiB, not 64 MiB.
+//! Growing may fail (no memory): a write then takes what fits or fails with ENOMEM.
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -12,6 +17,8 @@ use crate::{Platform, Result, WaitKey};
 
 /// Bytes a pipe holds (Linux's default: 16 pages).
 pub const PIPE_CAPACITY: usize = 16 * 4096;
+/// The smallest ring (a power of two, like every ring size).
+const MIN_RING: usize = 512;
 
 pub(crate) struct Pipe {
     state: Mutex<PipeState>,
@@ -19,7 +26,8 @@ pub(crate) struct Pipe {
 }
 
 struct PipeState {
-    /// The ring; allocated at the first write, freed when the last end closes.
+    /// The ring (empty, or a power of two up to PIPE_CAPACITY bytes); allocated at the
+    /// first write, grown as needed, freed when the last end closes.
     buf: Vec<u8>,
     /// Index of the oldest byte.
     head: usize,
@@ -159,13 +167,15 @@ impl Pipe {
                 Err(Errno::EAGAIN)
             };
         }
+        let size = s.buf.len();
         let n = out.len().min(s.len);
-        let first = n.min(PIPE_CAPACITY - s.head);
+        let first = n.min(size - s.head);
         let head = s.head;
         out[..first].copy_from_slice(&s.buf[head..head + first]);
         out[first..n].copy_from_slice(&s.buf[..n - first]);
-        s.head = (head + n) % PIPE_CAPACITY;
         s.len -= n;
+        // An emptied ring starts again at 0, so the next write need not wrap.
+        s.head = if s.len == 0 { 0 } else { (head + n) % size };
         drop(s);
         self.wake();
         Ok(n)
@@ -183,21 +193,51 @@ impl Pipe {
         if free == 0 || (data.len() <= PIPE_BUF && free < data.len()) {
             return Err(Errno::EAGAIN);
         }
-        if s.buf.is_empty() {
-            s.buf
-                .try_reserve_exact(PIPE_CAPACITY)
-                .map_err(|_| Errno::ENOMEM)?;
-            s.buf.resize(PIPE_CAPACITY, 0);
+        let mut n = free.min(data.len());
+        let want = s.len + n;
+        if want > s.buf.len() && !s.grow(want, &*self.platform) {
+            // No memory for a bigger ring: write what fits (all or nothing up to PIPE_BUF),
+            // as Linux's pipe_write stops with ENOMEM when it cannot get a page.
+            let room = s.buf.len() - s.len;
+            if room == 0 || (data.len() <= PIPE_BUF && room < data.len()) {
+                return Err(Errno::ENOMEM);
+            }
+            n = room.min(n);
         }
-        let n = free.min(data.len());
-        let tail = (s.head + s.len) % PIPE_CAPACITY;
-        let first = n.min(PIPE_CAPACITY - tail);
+        let size = s.buf.len();
+        let tail = (s.head + s.len) % size;
+        let first = n.min(size - tail);
         s.buf[tail..tail + first].copy_from_slice(&data[..first]);
         s.buf[..n - first].copy_from_slice(&data[first..n]);
         s.len += n;
         drop(s);
         self.wake();
         Ok(n)
+    }
+}
+
+impl PipeState {
+    /// Replaces the ring with one of at least `want` bytes (a power of two, at most
+    /// PIPE_CAPACITY) holding the same data from index 0; false if there is no memory.
+    fn grow(&mut self, want: usize, platform: &dyn Platform) -> bool {
+        let size = want.next_power_of_two().clamp(MIN_RING, PIPE_CAPACITY);
+        if size <= self.buf.len() || !platform.can_allocate(size) {
+            return false;
+        }
+        let mut ring = Vec::new();
+        if ring.try_reserve_exact(size).is_err() {
+            return false;
+        }
+        ring.resize(size, 0);
+        let old = self.buf.len();
+        if old > 0 {
+            let first = self.len.min(old - self.head);
+            ring[..first].copy_from_slice(&self.buf[self.head..self.head + first]);
+            ring[first..self.len].copy_from_slice(&self.buf[..self.len - first]);
+        }
+        self.buf = ring;
+        self.head = 0;
+        true
     }
 }
 

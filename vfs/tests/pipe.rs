@@ -137,6 +137,29 @@ fn wraparound_keeps_order() {
 }
 
 #[test]
+fn no_memory_for_a_bigger_ring() {
+    let e = env();
+    let (r, w) = e.vfs.pipe(&root(), O_NONBLOCK).unwrap();
+    e.platform
+        .mem_limit
+        .store(512, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(w.write(b"x").unwrap(), 1);
+    // The ring stays at 512 bytes: an atomic write that does not fit fails, a longer one is
+    // partial.
+    assert_eq!(w.write(&[7u8; 600]).unwrap_err(), Errno::ENOMEM);
+    assert_eq!(w.write(&[7u8; 5000]).unwrap(), 511);
+    let mut buf = vec![0u8; 1024];
+    assert_eq!(r.read(&mut buf).unwrap(), 512);
+    assert_eq!(buf[0], b'x');
+    assert!(buf[1..512].iter().all(|&b| b == 7));
+    e.platform
+        .mem_limit
+        .store(usize::MAX, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(w.write(&[1u8; 3000]).unwrap(), 3000);
+    assert_eq!(r.read(&mut buf).unwrap(), 1024);
+}
+
+#[test]
 fn poll_readiness() {
     let e = env();
     let (r, w) = e.vfs.pipe(&root(), 0).unwrap();

@@ -255,6 +255,7 @@ fn each_iovec(iov: u64, count: u64, mut io: impl FnMut(u64, u64) -> SysResult) -
 }
 
 pub fn openat(dirfd: u64, path: u64, flags: u64, mode: u64) -> SysResult {
+    crate::mm::heap::admit()?;
     let path = path_arg(path)?;
     let p = me();
     let start = if path.first() == Some(&b'/') {
@@ -404,6 +405,7 @@ pub fn faccessat(dirfd: u64, path: u64, mode: u64, flags: u64) -> SysResult {
 }
 
 pub fn pipe2(fds: u64, flags: u64) -> SysResult {
+    crate::mm::heap::admit()?;
     if flags & !(O_CLOEXEC | O_NONBLOCK | O_DIRECT) != 0 {
         return Err(Errno::EINVAL);
     }
@@ -429,10 +431,12 @@ pub fn pipe2(fds: u64, flags: u64) -> SysResult {
 }
 
 pub fn dup(fd: u64) -> SysResult {
+    crate::mm::heap::admit()?;
     Ok(current().process.files().lock().dup(fd as i32)? as u64)
 }
 
 pub fn dup2(old: u64, new: u64) -> SysResult {
+    crate::mm::heap::admit()?;
     Ok(current()
         .process
         .files()
@@ -441,6 +445,7 @@ pub fn dup2(old: u64, new: u64) -> SysResult {
 }
 
 pub fn dup3(old: u64, new: u64, flags: u64) -> SysResult {
+    crate::mm::heap::admit()?;
     Ok(current()
         .process
         .files()
@@ -456,6 +461,7 @@ pub fn fcntl(fd: u64, cmd: u64, arg: u64) -> SysResult {
     let files = p.files();
     match cmd {
         F_DUPFD | F_DUPFD_CLOEXEC => {
+            crate::mm::heap::admit()?;
             let min = i32::try_from(arg as i64).map_err(|_| Errno::EINVAL)?;
             Ok(files
                 .lock()
@@ -528,6 +534,7 @@ pub fn fchdir(fd: u64) -> SysResult {
 }
 
 pub fn mkdirat(dirfd: u64, path: u64, mode: u64) -> SysResult {
+    crate::mm::heap::admit()?;
     let path = path_arg(path)?;
     let p = me();
     let start = start_dir(&p, dirfd)?;
@@ -555,6 +562,7 @@ pub fn renameat(olddir: u64, old: u64, newdir: u64, new: u64) -> SysResult {
 }
 
 pub fn renameat2(olddir: u64, old: u64, newdir: u64, new: u64, flags: u64) -> SysResult {
+    crate::mm::heap::admit()?;
     let (old, new) = (path_arg(old)?, path_arg(new)?);
     let p = me();
     let (os, ns) = (start_dir(&p, olddir)?, start_dir(&p, newdir)?);
@@ -563,6 +571,7 @@ pub fn renameat2(olddir: u64, old: u64, newdir: u64, new: u64, flags: u64) -> Sy
 }
 
 pub fn symlinkat(target: u64, newdir: u64, path: u64) -> SysResult {
+    crate::mm::heap::admit()?;
     let (target, path) = (path_arg(target)?, path_arg(path)?);
     let p = me();
     let start = start_dir(&p, newdir)?;

@@ -10,6 +10,12 @@ use ktls_abi::Errno;
 const PAGE: u64 = ktls_abi::PAGE_SIZE as u64;
 
 pub fn brk(addr: u64) -> SysResult {
+    // Short of kernel memory, the break stays where it is (brk's way of failing).
+    let addr = if crate::mm::heap::admit().is_ok() {
+        addr
+    } else {
+        0
+    };
     Ok(current().process.mm().lock().brk(addr))
 }
 
@@ -34,6 +40,7 @@ fn page_len(len: u64) -> Result<u64, Errno> {
 }
 
 pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, offset: u64) -> SysResult {
+    crate::mm::heap::admit()?;
     if !offset.is_multiple_of(PAGE) {
         return Err(Errno::EINVAL);
     }
@@ -129,6 +136,7 @@ pub fn munmap(addr: u64, len: u64) -> SysResult {
 }
 
 pub fn mprotect(addr: u64, len: u64, prot: u64) -> SysResult {
+    crate::mm::heap::admit()?;
     if !addr.is_multiple_of(PAGE) {
         return Err(Errno::EINVAL);
     }
@@ -146,6 +154,7 @@ pub fn mprotect(addr: u64, len: u64, prot: u64) -> SysResult {
 }
 
 pub fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -> SysResult {
+    crate::mm::heap::admit()?;
     if flags & !(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP) != 0 || !old.is_multiple_of(PAGE)
     {
         return Err(Errno::EINVAL);

@@ -309,8 +309,15 @@ static REPORTED: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
 pub fn unimplemented_op(what: &str, op: u64) -> SysResult {
     static SEEN: spin::Mutex<alloc::collections::BTreeSet<(u64, u64)>> =
         spin::Mutex::new(alloc::collections::BTreeSet::new());
+    // The op comes from user space: the set is bounded, so it cannot eat the heap (beyond
+    // that many distinct pairs, further ones are not logged).
+    const MAX_SEEN: usize = 256;
     let key = (what.as_ptr() as u64, op);
-    if crate::arch::cpu::without_interrupts(|| SEEN.lock().insert(key)) {
+    let first = crate::arch::cpu::without_interrupts(|| {
+        let mut seen = SEEN.lock();
+        seen.len() < MAX_SEEN && seen.insert(key)
+    });
+    if first {
         info!("{what} ({op:#x}) is not implemented: ENOSYS");
     }
     Err(Errno::ENOSYS)

@@ -176,6 +176,7 @@ fn do_clone(frame: &TrapFrame, req: CloneRequest) -> SysResult {
     let parent_thread = current_arc();
     let parent = parent_thread.process.clone();
     check_nproc(&parent)?;
+    crate::mm::heap::admit()?;
     let tid = process::alloc_id();
     let ktls_reg = if f & ktls_abi::clone::CLONE_RSEQ_KTLS != 0 {
         Some(crate::rseq::prepare_ktls_child(
@@ -366,6 +367,7 @@ fn read_string_array(ptr: u64) -> Result<Vec<Vec<u8>>, Errno> {
 }
 
 pub fn execve(frame: &mut TrapFrame, path: u64, argv: u64, envp: u64) -> SysResult {
+    crate::mm::heap::admit()?;
     let path = read_cstr(path, PATH_MAX)?;
     let argv = read_string_array(argv)?;
     let envp = read_string_array(envp)?;

@@ -1,7 +1,7 @@
 //! Shared helpers for the VFS tests: a fake platform, process contexts, a sample initramfs.
 #![allow(dead_code)]
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use ktls_abi::fs::{S_IFDIR, S_IFLNK, S_IFREG};
@@ -16,6 +16,8 @@ pub struct TestPlatform {
     pub secs: AtomicI64,
     counter: AtomicU64,
     pub wakes: Mutex<Vec<WaitKey>>,
+    /// The largest allocation `can_allocate` allows (usize::MAX: any).
+    pub mem_limit: AtomicUsize,
 }
 
 impl TestPlatform {
@@ -24,6 +26,7 @@ impl TestPlatform {
             secs: AtomicI64::new(1_000),
             counter: AtomicU64::new(0),
             wakes: Mutex::new(Vec::new()),
+            mem_limit: AtomicUsize::new(usize::MAX),
         })
     }
 
@@ -55,6 +58,9 @@ impl Platform for TestPlatform {
     }
     fn wake(&self, key: WaitKey) {
         self.wakes.lock().unwrap().push(key);
+    }
+    fn can_allocate(&self, bytes: usize) -> bool {
+        bytes <= self.mem_limit.load(Ordering::SeqCst)
     }
 }
 

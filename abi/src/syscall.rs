@@ -77,7 +77,8 @@ syscalls! {
     getrandom SYS_GETRANDOM = 318; memfd_create SYS_MEMFD_CREATE = 319; execveat SYS_EXECVEAT = 322;
     membarrier SYS_MEMBARRIER = 324; copy_file_range SYS_COPY_FILE_RANGE = 326;
     preadv2 SYS_PREADV2 = 327; pwritev2 SYS_PWRITEV2 = 328; statx SYS_STATX = 332;
-    rseq SYS_RSEQ = 334; pidfd_open SYS_PIDFD_OPEN = 434; clone3 SYS_CLONE3 = 435;
+    rseq SYS_RSEQ = 334; pidfd_send_signal SYS_PIDFD_SEND_SIGNAL = 424;
+    pidfd_open SYS_PIDFD_OPEN = 434; clone3 SYS_CLONE3 = 435;
     close_range SYS_CLOSE_RANGE = 436; openat2 SYS_OPENAT2 = 437; faccessat2 SYS_FACCESSAT2 = 439;
     futex_waitv SYS_FUTEX_WAITV = 449; fchmodat2 SYS_FCHMODAT2 = 452; mseal SYS_MSEAL = 462;
 }

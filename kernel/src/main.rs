@@ -19,6 +19,7 @@ mod fs;
 mod futex;
 mod mm;
 mod panic;
+mod pidfd;
 mod process;
 mod random;
 mod rseq;

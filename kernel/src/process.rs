@@ -69,9 +69,6 @@ pub struct Process {
     pub exiting: AtomicBool,
     /// Woken when a child of this process changes state.
     pub child_wait: WaitQueue,
-    /// For a vfork child: cleared (and `vfork_wait` woken) once it execs or exits.
-    pub vfork_parent_waiting: AtomicBool,
-    pub vfork_wait: WaitQueue,
     /// Process-directed pending signals and their siginfo.
     pub shared_pending: crate::signal::Pending,
     /// KTLS parameters and mm_cid allocation.
@@ -141,6 +138,38 @@ pub struct Thread {
     /// CPU time used up to the last switch-out, and when the thread last got its CPU (ns).
     pub cpu_ns: AtomicU64,
     pub running_since: AtomicU64,
+    /// For the child of a CLONE_VFORK clone: what its parent waits on, completed when this
+    /// thread gives the memory back by exec or by exiting (Linux's vfork_done).
+    pub vfork_done: Mutex<Option<Arc<VforkDone>>>,
+}
+
+/// A vfork parent's wait: done once the child has exec'd or exited.
+pub struct VforkDone {
+    done: AtomicBool,
+    queue: WaitQueue,
+}
+
+impl VforkDone {
+    pub fn new() -> Arc<Self> {
+        Arc::new(VforkDone {
+            done: AtomicBool::new(false),
+            queue: WaitQueue::new(),
+        })
+    }
+
+    /// Waits until the child is done, or the caller is being killed (Linux's killable wait:
+    /// a fatal signal or a group exit ends it, other signals do not).
+    pub fn wait(&self) {
+        let t = current();
+        let _ = self.queue.wait(false, || {
+            (self.done.load(Relaxed) || crate::signal::fatal_pending(t)).then_some(())
+        });
+    }
+
+    fn complete(&self) {
+        self.done.store(true, Relaxed);
+        self.queue.wake_all();
+    }
 }
 
 static NEXT_ID: AtomicU32 = AtomicU32::new(1);
@@ -234,8 +263,6 @@ impl Process {
             group_exit: Mutex::new(None),
             exiting: AtomicBool::new(false),
             child_wait: WaitQueue::new(),
-            vfork_parent_waiting: AtomicBool::new(false),
-            vfork_wait: WaitQueue::new(),
             shared_pending: crate::signal::Pending::new(),
             rseq: crate::rseq::ProcessRseq::new(),
             membarrier: AtomicU32::new(0),
@@ -322,6 +349,7 @@ impl Thread {
             comm: Mutex::new(Vec::new()),
             cpu_ns: AtomicU64::new(0),
             running_since: AtomicU64::new(crate::time::monotonic_ns()),
+            vfork_done: Mutex::new(None),
         }
     }
 
@@ -457,6 +485,7 @@ pub fn exit_thread(code: i32) -> ! {
     let t = current_arc();
     let p = t.process.clone();
     t.exit_code.store(code, Relaxed);
+    release_vfork_parent(&t);
     crate::futex::thread_exit_cleanup(&t);
     crate::rseq::on_thread_exit(&t);
     p.dead_cpu_ns.fetch_add(t.cpu_time_ns(), Relaxed);
@@ -523,7 +552,6 @@ fn exit_process(p: &Arc<Process>, wstatus: u32) {
         Arc::new(Mutex::new(ktls_vfs::FdTable::new())),
     );
     drop(files);
-    release_vfork_parent(p);
     if p.pid == 1 {
         // The initial process is the whole run: report its status to the runner and stop.
         crate::boot::finish(signal::shell_status(wstatus));
@@ -564,10 +592,10 @@ fn exit_process(p: &Arc<Process>, wstatus: u32) {
     }
 }
 
-/// A vfork child that execs or exits lets its parent go on.
-pub fn release_vfork_parent(p: &Process) {
-    if p.vfork_parent_waiting.swap(false, Relaxed) {
-        p.vfork_wait.wake_all();
+/// A vfork child thread that execs or exits lets its parent go on.
+pub fn release_vfork_parent(t: &Thread) {
+    if let Some(v) = t.vfork_done.lock().take() {
+        v.complete();
     }
 }
 

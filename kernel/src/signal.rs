@@ -131,6 +131,31 @@ pub fn pending(t: &Thread) -> bool {
     deliverable(t) != 0 || t.process.is_exiting() || t.must_exit.load(Relaxed)
 }
 
+/// Whether `t` is being killed: its group is exiting, it must exit, or a signal that ends the
+/// process is pending and not blocked (SIGKILL, or one whose action is the default and the
+/// default terminates), which is what ends a killable wait (Linux's fatal_signal_pending,
+/// where such signals have become SIGKILL at sending).
+pub fn fatal_pending(t: &Thread) -> bool {
+    if t.process.is_exiting() || t.must_exit.load(Relaxed) {
+        return true;
+    }
+    let pending = t.pending.set() | t.process.shared_pending.set();
+    if pending & sig_bit(SIGKILL) != 0 {
+        return true;
+    }
+    let deliverable = deliverable(t);
+    if deliverable == 0 {
+        return false;
+    }
+    let actions = t.process.sigactions();
+    let actions = actions.lock();
+    (1..=NSIG).any(|sig| {
+        deliverable & sig_bit(sig) != 0
+            && actions[sig as usize - 1].handler == SIG_DFL
+            && default_action(sig) == Default_::Terminate
+    })
+}
+
 /// What a signal does when its action is SIG_DFL.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Default_ {

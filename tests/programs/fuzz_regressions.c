@@ -20,6 +20,11 @@
  *   vfork_thread  clone(CLONE_VM | CLONE_VFORK | CLONE_THREAD | CLONE_SIGHAND): the parent waits
  *                 until the child releases the memory, which a thread does by exiting. ktls
  *                 waited forever, and neither exit_group nor SIGKILL ended the process.
+ *   vfork_kill    the vfork wait is killable: a CLONE_VFORK thread that dies of a signal takes
+ *                 the whole process, its waiting parent thread included, and SIGKILL ends a
+ *                 parent whose vfork child never execs or exits. ktls waited forever (the
+ *                 fuzzer's clone(0x16d4d00) hang: a CLONE_VFORK | CLONE_THREAD child whose
+ *                 process was killed).
  *
  * Every case that could hang runs in a child under a watchdog.
  */
@@ -290,13 +295,95 @@ static void vfork_thread(void)
 
 /* ------------------------------------------------------------------------------------------ */
 
+/* clone whose child executes ud2 at once (SIGILL), touching no memory. */
+static long clone_ud2(long flags, long sp)
+{
+    long ret;
+    register long r10 __asm__("r10") = 0;
+    register long r8 __asm__("r8") = 0;
+    __asm__ volatile("syscall\n\t"
+                     "test %%rax, %%rax\n\t"
+                     "jnz 1f\n\t"
+                     "ud2\n"
+                     "1:"
+                     : "=a"(ret)
+                     : "a"((long)SYS_clone), "D"(flags), "S"(sp), "d"(0l), "r"(r10), "r"(r8)
+                     : "rcx", "r11", "memory");
+    return ret;
+}
+
+/* clone whose child pauses forever (it shares our memory, so it touches none). */
+static long clone_pause(long flags)
+{
+    long ret;
+    __asm__ volatile("syscall\n\t"
+                     "test %%rax, %%rax\n\t"
+                     "jnz 1f\n"
+                     "2:\n\t"
+                     "mov $34, %%eax\n\t"
+                     "syscall\n\t"
+                     "jmp 2b\n"
+                     "1:"
+                     : "=a"(ret)
+                     : "a"((long)SYS_clone), "D"(flags), "S"(0l), "d"(0l)
+                     : "rcx", "r11", "r10", "r8", "r9", "memory");
+    return ret;
+}
+
+static int vfork_thread_dies(long arg)
+{
+    (void)arg;
+    long r = clone_ud2(VFORK_THREAD, (long)(clone_stack + sizeof clone_stack));
+    return r > 0 ? 50 : 10 + (int)(-r & 0x3f);
+}
+
+static void vfork_kill(void)
+{
+    int st = in_child_within(vfork_thread_dies, 0, 5000);
+    check(st != -1 && WIFSIGNALED(st) && WTERMSIG(st) == SIGILL,
+          "a CLONE_VFORK | CLONE_THREAD child dying of SIGILL kills its waiting parent too",
+          "status %#x (-1: still waiting after 5 s; exit 50: the parent went on; 10+e: errno e)",
+          st);
+
+    /* A parent in vfork whose child pauses: SIGKILL to the group ends both. */
+    int p[2];
+    CHECK(pipe(p) == 0, "a pipe");
+    fflush(stdout);
+    pid_t parent = fork();
+    if (parent == 0) {
+        setpgid(0, 0);
+        (void)!write(p[1], "x", 1);
+        long r = clone_pause(CLONE_VM | CLONE_VFORK | SIGCHLD);
+        _exit(r > 0 ? 50 : 10 + (int)(-r & 0x3f));
+    }
+    setpgid(parent, parent);
+    char c;
+    CHECK(read(p[0], &c, 1) == 1, "the vfork parent is about to clone");
+    sleep_ms(300);
+    CHECK(kill(-parent, SIGKILL) == 0, "SIGKILL to its process group");
+    st = -1;
+    for (int t = 0; t <= 3000; t += 10) {
+        if (waitpid(parent, &st, WNOHANG) == parent)
+            break;
+        st = -1;
+        sleep_ms(10);
+    }
+    check(st != -1 && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
+          "SIGKILL ends a parent waiting for a vfork child that never execs or exits",
+          "status %#x (-1: still waiting after 3 s)", st);
+    close(p[0]);
+    close(p[1]);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
 static const struct {
     const char *name;
     void (*run)(void);
 } CASES[] = {
     {"lengths", lengths},       {"settid", settid},
     {"pidfd", pidfd},           {"group_kill", group_kill},
-    {"vfork_thread", vfork_thread},
+    {"vfork_thread", vfork_thread}, {"vfork_kill", vfork_kill},
 };
 
 int main(int argc, char **argv)

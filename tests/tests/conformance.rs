@@ -152,3 +152,9 @@ per_toolchain!(misc, |tc| {
         case.self_checking().run();
     }
 });
+
+per_toolchain!(pidfd, |tc| {
+    if let Some(case) = c_case("pidfd", tc) {
+        case.self_checking().run();
+    }
+});

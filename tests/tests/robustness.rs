@@ -452,28 +452,31 @@ fn fuzz_syscalls() {
 }
 
 /// The cases of `fuzz_regressions.c`, each run in its own boot.
-const REGRESSIONS: [&str; 5] = ["lengths", "settid", "pidfd", "group_kill", "vfork_thread"];
+const REGRESSIONS: [&str; 6] = [
+    "lengths",
+    "settid",
+    "pidfd",
+    "group_kill",
+    "vfork_thread",
+    "vfork_kill",
+];
 
 // Crashes and hangs the fuzzer found, each minimized to a few calls, each case in its own boot
 // (one that panics or hangs the kernel would hide the rest).
-two_toolchains!(
-    fuzz_regressions,
-    ignore = "known ktls kernel gap, see the issue 7 note",
-    |tc| {
-        let Some(case) = c_case("fuzz_regressions", tc) else {
-            return;
-        };
-        let cases: Vec<Case> = REGRESSIONS
-            .iter()
-            .map(|r| {
-                let mut c = case.clone().arg(*r).self_checking().compare(same_checks);
-                c.name = format!("{} {r}", c.name);
-                c
-            })
-            .collect();
-        run_cases(&cases, 1, no_extra);
-    }
-);
+two_toolchains!(fuzz_regressions, |tc| {
+    let Some(case) = c_case("fuzz_regressions", tc) else {
+        return;
+    };
+    let cases: Vec<Case> = REGRESSIONS
+        .iter()
+        .map(|r| {
+            let mut c = case.clone().arg(*r).self_checking().compare(same_checks);
+            c.name = format!("{} {r}", c.name);
+            c
+        })
+        .collect();
+    run_cases(&cases, 1, no_extra);
+});
 
 // ---------------------------------------------------------------------------------------------
 // Isolation.

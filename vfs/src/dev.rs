@@ -68,6 +68,12 @@ pub trait CharDevice: Send + Sync {
     fn wait_key(&self) -> Option<WaitKey> {
         None
     }
+
+    /// The driver as `Any`, for a kernel that needs its own type back from an open file
+    /// (a pidfd's process); `None` by default.
+    fn as_any(&self) -> Option<&dyn core::any::Any> {
+        None
+    }
 }
 
 /// `/dev/null`: reads end at once, writes vanish.

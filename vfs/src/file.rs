@@ -384,6 +384,14 @@ impl OpenFile {
         }
     }
 
+    /// The driver behind a device or anonymous file.
+    pub fn device(&self) -> Option<&Arc<dyn CharDevice>> {
+        match &self.kind {
+            FileKind::Device(d) => Some(d),
+            _ => None,
+        }
+    }
+
     /// ioctl(2): passed to a device driver; ENOTTY for anything else, EBADF on O_PATH.
     pub fn ioctl(&self, cmd: u64, arg: u64) -> Result<u64> {
         match &self.kind {

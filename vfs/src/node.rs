@@ -308,6 +308,8 @@ pub(crate) enum Kind {
     BlockDev(u64),
     Fifo(Arc<Pipe>),
     Socket,
+    /// An anonymous file's node (Linux's anon_inode: pidfds): in no directory, no type bits.
+    Anon,
     /// A read-only file whose content a callback produces at open (`/proc/meminfo`).
     Generated(Arc<dyn Generator>),
 }
@@ -322,6 +324,7 @@ impl Kind {
             Kind::BlockDev(_) => S_IFBLK,
             Kind::Fifo(_) => S_IFIFO,
             Kind::Socket => S_IFSOCK,
+            Kind::Anon => 0,
         }
     }
 }

@@ -1006,7 +1006,7 @@ impl Vfs {
                 }
                 FileKind::Generated(g.generate(ctx)?.into_boxed_slice())
             }
-            Kind::BlockDev(_) | Kind::Socket => return Err(Errno::ENXIO),
+            Kind::BlockDev(_) | Kind::Socket | Kind::Anon => return Err(Errno::ENXIO),
             Kind::Symlink(_) | Kind::DynSymlink(_) => return Err(Errno::ELOOP),
         };
         Ok(OpenFile::new(node, stored, kind))
@@ -1138,6 +1138,26 @@ impl Vfs {
             O_RDONLY | O_LARGEFILE,
             FileKind::Regular,
         ))
+    }
+
+    /// An anonymous file (Linux's anon_inode_getfile: a pidfd, ...): an open file of
+    /// `driver` on a node in no directory, mode 0600 with no file type, owned by the caller.
+    /// `flags` are its access mode and status flags.
+    pub fn anon_file(
+        &self,
+        ctx: &dyn ProcessContext,
+        driver: Arc<dyn CharDevice>,
+        flags: u64,
+    ) -> Arc<OpenFile> {
+        let node = Node::new(
+            &self.pipefs,
+            Kind::Anon,
+            0o600,
+            ctx.fsuid(),
+            ctx.fsgid(),
+            self.platform.now(),
+        );
+        OpenFile::new(node, flags, FileKind::Device(driver))
     }
 
     /// pipe2(2): the read end and the write end of a new pipe. `flags` may have O_NONBLOCK

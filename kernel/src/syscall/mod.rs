@@ -295,6 +295,10 @@ fn dispatch(nr: usize, frame: &mut TrapFrame) -> SysResult {
         SYS_RENAMEAT2 => fs::renameat2(frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8),
         SYS_CLOSE_RANGE => fs::close_range(frame.rdi, frame.rsi, frame.rdx),
         SYS_RSEQ => crate::rseq::sys_rseq(frame.rdi, frame.rsi, frame.rdx, frame.r10),
+        SYS_PIDFD_OPEN => task::pidfd_open(frame.rdi, frame.rsi),
+        SYS_PIDFD_SEND_SIGNAL => {
+            task::pidfd_send_signal(frame.rdi, frame.rsi, frame.rdx, frame.r10)
+        }
         _ => unimplemented_syscall(nr),
     }
 }

@@ -27,6 +27,7 @@ const CLONE_PIDFD: u64 = 0x1000;
 const CLONE_VFORK: u64 = 0x4000;
 const CLONE_PARENT: u64 = 0x8000;
 const CLONE_THREAD: u64 = 0x10000;
+const CLONE_DETACHED: u64 = 0x400000;
 const CLONE_NEWNS: u64 = 0x20000;
 const CLONE_SETTLS: u64 = 0x80000;
 const CLONE_PARENT_SETTID: u64 = 0x100000;
@@ -52,6 +53,8 @@ pub struct CloneRequest {
     pub parent_tid: u64,
     pub child_tid: u64,
     pub tls: u64,
+    /// Where CLONE_PIDFD stores the pidfd (clone: the parent_tid argument).
+    pub pidfd: u64,
 }
 
 pub fn clone(
@@ -69,7 +72,12 @@ pub fn clone(
         parent_tid,
         child_tid,
         tls,
+        pidfd: parent_tid,
     };
+    // The pidfd and the parent's tid would go to the same place.
+    if flags & CLONE_PIDFD != 0 && flags & CLONE_PARENT_SETTID != 0 {
+        return Err(Errno::EINVAL);
+    }
     do_clone(frame, req)
 }
 
@@ -111,9 +119,8 @@ pub fn clone3(frame: &TrapFrame, args: u64, size: u64) -> SysResult {
         return Err(Errno::EINVAL);
     }
     // Linux reads `pidfd` only with CLONE_PIDFD (glibc fills it in regardless).
-    let _ = pidfd;
-    if flags & CLONE_PIDFD != 0 {
-        return super::unimplemented_op("clone3 with CLONE_PIDFD", flags);
+    if flags & CLONE_PIDFD != 0 && flags & CLONE_PARENT_SETTID != 0 && pidfd == parent_tid {
+        return Err(Errno::EINVAL);
     }
     if (stack == 0) != (stack_size == 0) {
         return Err(Errno::EINVAL);
@@ -125,6 +132,7 @@ pub fn clone3(frame: &TrapFrame, args: u64, size: u64) -> SysResult {
         parent_tid,
         child_tid,
         tls,
+        pidfd,
     };
     do_clone(frame, req)
 }
@@ -139,6 +147,7 @@ pub fn fork(frame: &TrapFrame) -> SysResult {
             parent_tid: 0,
             child_tid: 0,
             tls: 0,
+            pidfd: 0,
         },
     )
 }
@@ -151,6 +160,7 @@ pub fn vfork(frame: &TrapFrame) -> SysResult {
         parent_tid: 0,
         child_tid: 0,
         tls: 0,
+        pidfd: 0,
     };
     do_clone(frame, req)
 }
@@ -173,6 +183,15 @@ fn do_clone(frame: &TrapFrame, req: CloneRequest) -> SysResult {
     if f & CLONE_SETTLS != 0 && req.tls >= crate::mm::addrspace::USER_TOP {
         return Err(Errno::EPERM);
     }
+    if f & CLONE_PIDFD != 0 {
+        if f & CLONE_DETACHED != 0 {
+            return Err(Errno::EINVAL);
+        }
+        if f & CLONE_THREAD != 0 {
+            // A pidfd for a thread (PIDFD_THREAD, Linux 6.9) is not implemented.
+            return super::unimplemented_op("clone with CLONE_PIDFD | CLONE_THREAD", f);
+        }
+    }
     let parent_thread = current_arc();
     let parent = parent_thread.process.clone();
     check_nproc(&parent)?;
@@ -189,6 +208,7 @@ fn do_clone(frame: &TrapFrame, req: CloneRequest) -> SysResult {
         None
     };
 
+    let mut pidfd = None;
     let process = if f & CLONE_THREAD != 0 {
         parent.clone()
     } else {
@@ -236,6 +256,17 @@ fn do_clone(frame: &TrapFrame, req: CloneRequest) -> SysResult {
         child.sid.store(parent.sid.load(Relaxed), Relaxed);
         child.exit_signal.store(req.exit_signal, Relaxed);
         child.nice.store(parent.nice.load(Relaxed), Relaxed);
+        if f & CLONE_PIDFD != 0 {
+            // The pidfd's number is stored before the child can be seen (a failed store
+            // leaves no child), and the descriptor goes if the clone fails later.
+            match install_pidfd(&parent, &child, req.pidfd) {
+                Ok(fd) => pidfd = Some(fd),
+                Err(e) => {
+                    process::reap(&parent, &child);
+                    return Err(e);
+                }
+            }
+        }
         match process::find_process(ppid) {
             Some(pp) => pp.children.lock().push(child.clone()),
             None => parent.children.lock().push(child.clone()),
@@ -252,6 +283,9 @@ fn do_clone(frame: &TrapFrame, req: CloneRequest) -> SysResult {
                 if let Some(pp) = process::find_process(process.ppid.load(Relaxed)) {
                     process::reap(&pp, &process);
                 }
+            }
+            if let Some(fd) = pidfd {
+                let _ = parent.files().lock().close(fd);
             }
             return Err(e);
         }
@@ -302,18 +336,31 @@ fn do_clone(frame: &TrapFrame, req: CloneRequest) -> SysResult {
     crate::rseq::init_child(&parent_thread, &thread, f, ktls_reg);
     let sp = switch::new_thread_stack(thread.kernel_stack_top(), &child_frame);
     thread.saved_rsp.store(sp, Relaxed);
-    if f & CLONE_VFORK != 0 {
-        process.vfork_parent_waiting.store(true, Relaxed);
+    let vfork = (f & CLONE_VFORK != 0).then(process::VforkDone::new);
+    if let Some(v) = &vfork {
+        *thread.vfork_done.lock() = Some(v.clone());
     }
     sched::enqueue(thread);
-    if f & CLONE_VFORK != 0 {
-        // The parent sleeps until the child execs or exits (signals do not end this wait).
-        let _ = process.vfork_wait.wait(false, || {
-            (!process.vfork_parent_waiting.load(Relaxed)).then_some(())
-        });
+    if let Some(v) = vfork {
+        // The parent sleeps until the child thread execs or exits (for a CLONE_THREAD child
+        // too), or until the parent is killed; other signals do not end this wait.
+        v.wait();
         crate::rseq::after_vfork(&parent_thread);
     }
     Ok(tid as u64)
+}
+
+/// CLONE_PIDFD: a pidfd for `child` in the parent's table (close-on-exec), its number
+/// stored at `ptr`. EFAULT (and no descriptor) if the store fails.
+fn install_pidfd(parent: &Process, child: &Arc<Process>, ptr: u64) -> Result<i32, Errno> {
+    let file = crate::pidfd::open_file(parent, child, false);
+    let files = parent.files();
+    let fd = files.lock().insert(file, true)?;
+    if let Err(e) = UserPtr::<i32>::new(ptr).write(&fd) {
+        let _ = files.lock().close(fd);
+        return Err(e);
+    }
+    Ok(fd)
 }
 
 /// RLIMIT_NPROC counts the threads of the caller's real user; as on Linux, root is exempt
@@ -397,7 +444,7 @@ pub fn execve(frame: &mut TrapFrame, path: u64, argv: u64, envp: u64) -> SysResu
     p.mm_root.store(new_mm.lock().root_phys(), Relaxed);
     let old_mm = core::mem::replace(&mut *p.mm.lock(), new_mm);
     drop(old_mm);
-    process::release_vfork_parent(&p);
+    process::release_vfork_parent(&t);
     *t.comm.lock() = path
         .rsplit(|&b| b == b'/')
         .next()
@@ -517,14 +564,16 @@ pub fn wait4(pid: u64, wstatus: u64, options: u64, rusage: u64) -> SysResult {
 const P_ALL: u64 = 0;
 const P_PID: u64 = 1;
 const P_PGID: u64 = 2;
+const P_PIDFD: u64 = 3;
 
-pub fn waitid(idtype: u64, id: u64, infop: u64, options: u64, rusage: u64) -> SysResult {
+pub fn waitid(idtype: u64, id: u64, infop: u64, mut options: u64, rusage: u64) -> SysResult {
     if options & !(WNOHANG | WUNTRACED | WEXITED | WCONTINUED | WNOWAIT | WNOTHREAD | WALL | WCLONE)
         != 0
         || options & (WEXITED | WUNTRACED | WCONTINUED) == 0
     {
         return Err(Errno::EINVAL);
     }
+    let mut pidfd_eagain = false;
     let which = match idtype {
         P_ALL => Which::Any,
         P_PID if id as i32 > 0 => Which::Pid(id as u32),
@@ -533,6 +582,16 @@ pub fn waitid(idtype: u64, id: u64, infop: u64, options: u64, rusage: u64) -> Sy
         } else {
             id as u32
         }),
+        P_PIDFD => {
+            let (pid, nonblocking) = pidfd_target(id)?;
+            if nonblocking {
+                // A PIDFD_NONBLOCK pidfd waits as with WNOHANG, and says EAGAIN instead of
+                // returning 0 while the child runs.
+                options |= WNOHANG;
+                pidfd_eagain = true;
+            }
+            Which::Pid(pid)
+        }
         _ => return Err(Errno::EINVAL),
     };
     if options & WEXITED == 0 {
@@ -544,6 +603,9 @@ pub fn waitid(idtype: u64, id: u64, infop: u64, options: u64, rusage: u64) -> Sy
         };
     }
     let found = wait_child(which, options, options & WNOWAIT == 0)?;
+    if found.is_none() && pidfd_eagain {
+        return Err(Errno::EAGAIN);
+    }
     let mut info = [0u8; 128];
     if let Some((cpid, ws)) = found {
         let si = SigInfo::child(cpid, ws);
@@ -557,6 +619,91 @@ pub fn waitid(idtype: u64, id: u64, infop: u64, options: u64, rusage: u64) -> Sy
     }
     if rusage != 0 {
         uaccess::copy_to_user(rusage, &[0u8; 144])?;
+    }
+    Ok(0)
+}
+
+/// The pid a pidfd names and whether the pidfd is O_NONBLOCK. EBADF if `fd` is not an open
+/// pidfd (as Linux's pidfd_get_pid).
+fn pidfd_target(fd: u64) -> Result<(u32, bool), Errno> {
+    let fd = i32::try_from(fd as i64).map_err(|_| Errno::EBADF)?;
+    let file = current().process.files().lock().get(fd)?;
+    let pidfd = crate::pidfd::of_file(&file).ok_or(Errno::EBADF)?;
+    Ok((pidfd.pid(), file.is_nonblocking()))
+}
+
+const PIDFD_NONBLOCK: u64 = ktls_abi::fs::O_NONBLOCK;
+/// pidfd_open's flag for a pidfd naming a thread (O_EXCL), Linux 6.9.
+const PIDFD_THREAD: u64 = 0o200;
+
+/// pidfd_open(2): a pidfd (close-on-exec) for the process `pid`. EINVAL for unknown flags or
+/// a pid <= 0, ENOENT for a thread that is not a process's first (as Linux 6.18), ESRCH if
+/// there is no such process (a zombie still has one).
+pub fn pidfd_open(pid: u64, flags: u64) -> SysResult {
+    if flags & !(PIDFD_NONBLOCK | PIDFD_THREAD) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let pid = pid as i32;
+    if pid <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    if flags & PIDFD_THREAD != 0 {
+        return super::unimplemented_op("pidfd_open with PIDFD_THREAD", flags);
+    }
+    crate::mm::heap::admit()?;
+    let target = match process::find_process(pid as u32) {
+        Some(p) => p,
+        // A live thread's id, but not a process's.
+        None if process::find_thread(pid as u32).is_some() => return Err(Errno::ENOENT),
+        None => return Err(Errno::ESRCH),
+    };
+    let me = current().process.clone();
+    let file = crate::pidfd::open_file(&me, &target, flags & PIDFD_NONBLOCK != 0);
+    let fd = me.files().lock().insert(file, true)?;
+    Ok(fd as u64)
+}
+
+/// pidfd_send_signal(2): kill(2) through a pidfd. `info`, if given, is the siginfo to send
+/// (its si_signo must be `sig`; only the process itself may send codes >= 0 or SI_TKILL, as
+/// those claim to come from kill or the kernel). Flags are Linux 6.9's PIDFD_SIGNAL_*,
+/// which are not implemented.
+pub fn pidfd_send_signal(fd: u64, sig: u64, info: u64, flags: u64) -> SysResult {
+    let sig = check_signal(sig)?;
+    let fd = i32::try_from(fd as i64).map_err(|_| Errno::EBADF)?;
+    let file = current().process.files().lock().get(fd)?;
+    let pidfd = crate::pidfd::of_file(&file).ok_or(Errno::EBADF)?;
+    if flags != 0 {
+        if flags & !0x7 != 0 {
+            return Err(Errno::EINVAL);
+        }
+        return super::unimplemented_op("pidfd_send_signal flags", flags);
+    }
+    let target = pidfd.process().ok_or(Errno::ESRCH)?;
+    let me = current();
+    let mut si = SigInfo::user(
+        sig,
+        SI_USER_CODE,
+        me.process.pid,
+        me.process.creds.lock().uid,
+    );
+    if info != 0 {
+        let mut raw = [0u8; 128];
+        uaccess::copy_from_user(&mut raw, info)?;
+        let word = |i: usize| i32::from_le_bytes(raw[i..i + 4].try_into().expect("4 bytes"));
+        if word(0) as u32 != sig {
+            return Err(Errno::EINVAL);
+        }
+        let code = word(8);
+        if !Arc::ptr_eq(&target, &me.process) && (code >= 0 || code == signal::SI_TKILL) {
+            return Err(Errno::EPERM);
+        }
+        si.code = code;
+        si.pid = word(16) as u32;
+        si.uid = word(20) as u32;
+    }
+    // A zombie takes the signal as kill(2) would find it: nothing happens.
+    if sig != 0 && target.zombie.lock().is_none() {
+        signal::send_to_process(&target, sig, Some(si));
     }
     Ok(0)
 }

@@ -244,6 +244,19 @@ struct ctx {
 
 /* A KTLS/rseq area in every thread's TLS block (KTLS registrations must be FS base + offset). */
 static __thread uint8_t tls_area[128] __attribute__((aligned(64)));
+/* The KTLS area of this thread's CLONE_RSEQ_KTLS children: in the TLS block too, so that only
+ * the kernel writes it (an area in scratch would get a garbage rseq_cs from other calls, and
+ * the kernel rightly kills the process at the child's first return to user space). */
+static __thread uint8_t child_ktls_area[128] __attribute__((aligned(64)));
+
+/* The FS base that puts a KTLS child's area (FS base + the process's offset, which our own
+ * registration of tls_area fixed) on child_ktls_area. */
+static uintptr_t child_ktls_tls(void)
+{
+    uintptr_t fs;
+    __asm__("mov %%fs:0, %0" : "=r"(fs));
+    return fs + (uintptr_t)(child_ktls_area - tls_area);
+}
 
 /* ------------------------------------------------------------------------------------------ */
 /* Argument generators. */
@@ -648,7 +661,7 @@ static void gen_clone3(struct ctx *c, struct call *k)
         ca[7] = 0;
         break;
     case 1:
-        ca[7] = (uintptr_t)scratch + SCRATCH_SIZE / 2;
+        ca[7] = f & CLONE_RSEQ_KTLS ? child_ktls_tls() : (uintptr_t)scratch + SCRATCH_SIZE / 2;
         break;
     case 2:
         ca[7] = PICK(&c->r, BAD_PTRS);

@@ -425,15 +425,25 @@ impl AddressSpace {
         &self,
         addr: u64,
     ) -> Option<&'static mut x86_64::structures::paging::page_table::PageTableEntry> {
+        self.leaf_or_next(addr).ok()
+    }
+
+    /// Like `leaf_entry`, but where a page table is missing, the first address past the range
+    /// that table would cover: walks over a range skip what was never mapped, so a VMA of
+    /// terabytes (mmap with MAP_NORESERVE, a wild brk) costs per table, not per page.
+    fn leaf_or_next(
+        &self,
+        addr: u64,
+    ) -> Result<&'static mut x86_64::structures::paging::page_table::PageTableEntry, u64> {
         let mut table = table_at(self.pml4.0);
         for shift in [39u64, 30, 21] {
             let e = &table[((addr >> shift) & 511) as usize];
             if !e.flags().contains(F::PRESENT) {
-                return None;
+                return Err((addr | ((1u64 << shift) - 1)).saturating_add(1));
             }
             table = table_at(e.addr().as_u64());
         }
-        Some(&mut table[((addr >> 12) & 511) as usize])
+        Ok(&mut table[((addr >> 12) & 511) as usize])
     }
 
     fn unmap_pages(&mut self, start: u64, end: u64) {
@@ -441,14 +451,19 @@ impl AddressSpace {
         let mut freed = alloc::vec::Vec::new();
         let mut addr = start;
         while addr < end {
-            if let Some(e) = self.leaf_entry(addr).filter(|e| !e.is_unused()) {
-                freed.push(Frame(e.addr().as_u64()));
-                e.set_unused();
-                if active {
-                    cpu::flush_tlb_page(addr);
+            match self.leaf_or_next(addr) {
+                Ok(e) => {
+                    if !e.is_unused() {
+                        freed.push(Frame(e.addr().as_u64()));
+                        e.set_unused();
+                        if active {
+                            cpu::flush_tlb_page(addr);
+                        }
+                    }
+                    addr += PAGE;
                 }
+                Err(next) => addr = next,
             }
-            addr += PAGE;
         }
         // Another CPU may still reach these frames through its TLB until it has flushed.
         if !freed.is_empty() {
@@ -636,13 +651,18 @@ impl AddressSpace {
             let (vs, ve) = (v.start, v.end);
             let mut addr = vs;
             while addr < ve {
-                if let Some(e) = self.leaf_entry(addr).filter(|e| !e.is_unused()) {
-                    e.set_flags(reprotected(e.flags(), prot));
-                    if active {
-                        cpu::flush_tlb_page(addr);
+                match self.leaf_or_next(addr) {
+                    Ok(e) => {
+                        if !e.is_unused() {
+                            e.set_flags(reprotected(e.flags(), prot));
+                            if active {
+                                cpu::flush_tlb_page(addr);
+                            }
+                        }
+                        addr += PAGE;
                     }
+                    Err(next) => addr = next,
                 }
-                addr += PAGE;
             }
         }
         tlb::shootdown(self.pml4.0, start, end);
@@ -677,7 +697,14 @@ impl AddressSpace {
         let mut result = Ok(());
         let mut off = 0;
         while off < len {
-            if let Some(from) = self.leaf_entry(old + off).filter(|e| !e.is_unused()) {
+            let from = match self.leaf_or_next(old + off) {
+                Ok(e) => e,
+                Err(next) => {
+                    off = next - old;
+                    continue;
+                }
+            };
+            if !from.is_unused() {
                 let Some(to) = self.leaf_entry_alloc(new + off) else {
                     // What moved so far stays moved; the rest stays where it was.
                     result = Err(Errno::ENOMEM);

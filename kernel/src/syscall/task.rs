@@ -426,15 +426,20 @@ pub fn execve(frame: &mut TrapFrame, path: u64, argv: u64, envp: u64) -> SysResu
         let cwd = p.cwd.lock().clone();
         crate::fs::read_executable(&ctx, &cwd, &path)?
     };
-    let argv_refs: Vec<&[u8]> = argv.iter().map(|a| a.as_slice()).collect();
-    let envp_refs: Vec<&[u8]> = envp.iter().map(|a| a.as_slice()).collect();
-    let image = exec::load(file.bytes(), &path, &argv_refs, &envp_refs, &creds)?;
+    let image = {
+        let argv_refs: Vec<&[u8]> = argv.iter().map(|a| a.as_slice()).collect();
+        let envp_refs: Vec<&[u8]> = envp.iter().map(|a| a.as_slice()).collect();
+        exec::load(file.bytes(), &path, &argv_refs, &envp_refs, &creds)?
+    };
     // Point of no return: the other threads go (and we wait until they have, as Linux's
     // de_thread), then the new image replaces the old.
     process::kill_other_threads(&p, t.tid);
     while p.thread_count() > 1 {
         if p.is_exiting() || t.must_exit.load(Relaxed) {
-            // Another thread's exit_group or execve won the race: we go too.
+            // Another thread's exit_group or execve won the race: we go too, after dropping
+            // what we hold (exit_thread never returns, so nothing held here would be freed:
+            // the loaded image's memory, and the thread and process themselves).
+            drop((image, file, abs, argv, envp, path, t, p));
             process::exit_thread(0);
         }
         sched::sleep_until(crate::time::monotonic_ns() + 1_000_000);

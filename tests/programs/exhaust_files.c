@@ -9,6 +9,7 @@
  * Each round runs in a fork child, so the parent's own table and limits are never changed.
  */
 #include "ktls_test.h"
+#include "meminfo.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -21,31 +22,6 @@
 #ifndef SYS_close_range
 #define SYS_close_range 436
 #endif
-
-static long meminfo(const char *key)
-{
-    FILE *f = fopen("/proc/meminfo", "r");
-    if (!f)
-        return -1;
-    char line[256];
-    long v = -1;
-    size_t n = strlen(key);
-    while (fgets(line, sizeof line, f))
-        if (strncmp(line, key, n) == 0 && line[n] == ':') {
-            v = strtol(line + n + 1, NULL, 10);
-            break;
-        }
-    fclose(f);
-    return v;
-}
-
-static void report_memory(const char *label)
-{
-    printf("info memfree %s %ld\n", label, meminfo("MemFree"));
-    long heap = meminfo("KernelHeapUsed");
-    if (heap >= 0)
-        printf("info heapused %s %ld\n", label, heap);
-}
 
 /* Runs fn in a fork child, which prints its own check lines; returns its status. */
 static int in_child(void (*fn)(void))

@@ -20,6 +20,7 @@
  * (ktls) at the start and after each part; the harness checks them on ktls.
  */
 #include "ktls_test.h"
+#include "meminfo.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -33,31 +34,6 @@
 
 #define MIB (1ul << 20)
 #define AS_LIMIT (256 * MIB)
-
-static long meminfo(const char *key)
-{
-    FILE *f = fopen("/proc/meminfo", "r");
-    if (!f)
-        return -1;
-    char line[256];
-    long v = -1;
-    size_t n = strlen(key);
-    while (fgets(line, sizeof line, f))
-        if (strncmp(line, key, n) == 0 && line[n] == ':') {
-            v = strtol(line + n + 1, NULL, 10);
-            break;
-        }
-    fclose(f);
-    return v;
-}
-
-static void report_memory(const char *label)
-{
-    printf("info memfree %s %ld\n", label, meminfo("MemFree"));
-    long heap = meminfo("KernelHeapUsed");
-    if (heap >= 0)
-        printf("info heapused %s %ld\n", label, heap);
-}
 
 /* The size of the address space the child has mapped, from /proc/self/maps (0 if absent). */
 static unsigned long mapped_bytes(void)

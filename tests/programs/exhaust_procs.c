@@ -13,6 +13,7 @@
  * KernelHeapUsed at the start and after each bomb; the harness compares them on ktls only.
  */
 #include "ktls_test.h"
+#include "meminfo.h"
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -29,31 +30,6 @@
 #define SAFETY_CAP 400
 #define DEADLINE_S 8
 #define BOMB_UID 0x7ffe4b54 /* "KT": a uid nothing else uses */
-
-static long meminfo(const char *key)
-{
-    FILE *f = fopen("/proc/meminfo", "r");
-    if (!f)
-        return -1;
-    char line[256];
-    long v = -1;
-    size_t n = strlen(key);
-    while (fgets(line, sizeof line, f))
-        if (strncmp(line, key, n) == 0 && line[n] == ':') {
-            v = strtol(line + n + 1, NULL, 10);
-            break;
-        }
-    fclose(f);
-    return v;
-}
-
-static void report_memory(const char *label)
-{
-    printf("info memfree %s %ld\n", label, meminfo("MemFree"));
-    long heap = meminfo("KernelHeapUsed");
-    if (heap >= 0)
-        printf("info heapused %s %ld\n", label, heap);
-}
 
 static double now(void)
 {

@@ -21,7 +21,8 @@
 
 use ktls_runner::{run_captured, Input, Outcome, RunConfig};
 use ktls_tests::{
-    c_case, native_only, note, per_toolchain, two_toolchains, Case, Toolchain, GUEST_TIMEOUT,
+    c_case, c_case_including, native_only, note, per_toolchain, two_toolchains, Case, Toolchain,
+    GUEST_TIMEOUT,
 };
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -545,21 +546,21 @@ per_toolchain!(isolation_rseq, |tc| {
 // Exhaustion.
 
 two_toolchains!(exhaust_procs, |tc| {
-    let Some(case) = c_case("exhaust_procs", tc) else {
+    let Some(case) = c_case_including("exhaust_procs", tc, &["meminfo.h"]) else {
         return;
     };
     run_case(&case.self_checking().compare(exhaust_compare), 1, no_extra);
 });
 
 two_toolchains!(exhaust_memory, |tc| {
-    let Some(case) = c_case("exhaust_memory", tc) else {
+    let Some(case) = c_case_including("exhaust_memory", tc, &["meminfo.h"]) else {
         return;
     };
     run_case(&case.self_checking().compare(exhaust_compare), 1, no_extra);
 });
 
 two_toolchains!(exhaust_files, |tc| {
-    let Some(case) = c_case("exhaust_files", tc) else {
+    let Some(case) = c_case_including("exhaust_files", tc, &["meminfo.h"]) else {
         return;
     };
     run_case(&case.self_checking().compare(exhaust_compare), 1, no_extra);
@@ -573,7 +574,8 @@ fn exhaust_memory_oom_ktls_only() {
         note("skipping exhaust_memory oom: ktls only (natively it would exhaust the host)");
         return;
     }
-    let Some(case) = c_case("exhaust_memory", Toolchain::MuslStatic) else {
+    let Some(case) = c_case_including("exhaust_memory", Toolchain::MuslStatic, &["meminfo.h"])
+    else {
         return;
     };
     let case = case.arg("oom").self_checking();

@@ -36,6 +36,8 @@
  * Each thread's call sequence is a function of SEED and its index (thread interleaving is not).
  */
 #define _GNU_SOURCE
+#include "meminfo.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -2338,23 +2340,6 @@ static int fuzz_process(double seconds, uint64_t seed, int threads)
 
 /* ------------------------------------------------------------------------------------------ */
 /* The supervisor. */
-
-static long meminfo(const char *key)
-{
-    FILE *f = fopen("/proc/meminfo", "r");
-    if (!f)
-        return -1;
-    char line[256];
-    long v = -1;
-    size_t n = strlen(key);
-    while (fgets(line, sizeof line, f))
-        if (strncmp(line, key, n) == 0 && line[n] == ':') {
-            v = strtol(line + n + 1, NULL, 10);
-            break;
-        }
-    fclose(f);
-    return v;
-}
 
 static int open_up(const char *path, const struct stat *sb, int type, struct FTW *ftw)
 {

@@ -413,7 +413,7 @@ fn fuzz_memory(out: &Outcome) -> Vec<String> {
 }
 
 fn fuzz_case(tc: Toolchain, seconds: u64, seed: u64) -> Option<Case> {
-    let case = without_glibc_rseq(c_case("fuzz_syscalls", tc)?)
+    let case = without_glibc_rseq(c_case_including("fuzz_syscalls", tc, &["meminfo.h"])?)
         .arg(seconds.to_string())
         .arg(seed.to_string())
         .arg(FUZZ_THREADS.to_string())

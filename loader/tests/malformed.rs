@@ -625,13 +625,20 @@ fn error_messages_are_distinct_lines() {
 // Fuzz-style regression net.
 
 /// A small real executable if a compiler is around, else the hand-made one.
+/// Built once per test process: the tests run in parallel, and two compilers writing the same
+/// output path while another test reads it gave a torn file.
 fn sample() -> Vec<u8> {
-    let src = "__thread int t = 1; int d = 2; char b[5000];\n\
-               int main(void) { return t + d + b[4000]; }\n";
-    compile("musl-gcc", &["-static", "-Os"], src, "fuzz-musl")
-        .or_else(|| compile("gcc", &["-static", "-Os"], src, "fuzz-gcc"))
-        .map(|p| read(&p))
-        .unwrap_or_else(|| Spec::exec().bytes())
+    static SAMPLE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    SAMPLE
+        .get_or_init(|| {
+            let src = "__thread int t = 1; int d = 2; char b[5000];\n\
+                       int main(void) { return t + d + b[4000]; }\n";
+            compile("musl-gcc", &["-static", "-Os"], src, "fuzz-musl")
+                .or_else(|| compile("gcc", &["-static", "-Os"], src, "fuzz-gcc"))
+                .map(|p| read(&p))
+                .unwrap_or_else(|| Spec::exec().bytes())
+        })
+        .clone()
 }
 
 fn try_plan(file: &[u8], pie_base: u64) {

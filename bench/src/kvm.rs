@@ -6,26 +6,19 @@
 //! nothing is ever estimated in their place.
 
 use crate::parse::GuestRun;
-use ktls_runner::accel::{self, Accel, AccelChoice, HostFacts};
+use ktls_runner::accel::HostFacts;
 use std::time::Instant;
 
 /// QEMU's accelerator arguments for the KVM runs (the same as the runner's).
 pub const KVM_ARGS: [&str; 4] = ["-accel", "kvm", "-cpu", "host"];
 
 /// Whether KVM really works on a host with these facts; `Err` says why not, in words (e.g.
-/// `kvm-pvm detected: it cannot run ring-0 guests correctly`). The decision is the runner's
-/// `auto` one, so the benchmarks and `ktls run` agree.
+/// `kvm-pvm detected: it cannot run ring-0 guests correctly`). The runner's `auto` choice
+/// decides by the same `HostFacts::kvm_problem`, so the benchmarks and `ktls run` agree.
 pub fn usable(facts: &HostFacts) -> Result<(), String> {
-    let d = accel::decide(AccelChoice::Auto, facts);
-    match d.accel {
-        Accel::Kvm => Ok(()),
-        // The note is `ktls: accel tcg (REASON)`.
-        Accel::Tcg => Err(d
-            .note
-            .strip_prefix("ktls: accel tcg (")
-            .and_then(|s| s.strip_suffix(')'))
-            .unwrap_or(&d.note)
-            .to_string()),
+    match facts.kvm_problem() {
+        None => Ok(()),
+        Some(why) => Err(why),
     }
 }
 

@@ -85,8 +85,9 @@ impl HostFacts {
         }
     }
 
-    /// Why KVM is not usable here, or `None` if it is.
-    fn kvm_problem(&self) -> Option<String> {
+    /// Why KVM is not usable here, or `None` if it is: what `auto` decides by (and the
+    /// benchmarks, so that they use KVM exactly where `ktls run` would).
+    pub fn kvm_problem(&self) -> Option<String> {
         if !self.kvm_device {
             Some("/dev/kvm does not exist".into())
         } else if let Err(e) = &self.kvm_open {

@@ -81,6 +81,13 @@ pub fn extable(image: &[u8]) -> Result<Vec<ExtableEntry>, String> {
     extable_of(&elf, image)
 }
 
+/// Whether `addr` lies in an executable section.
+fn exec_at(elf: &Elf, addr: u64) -> bool {
+    elf.section_headers.iter().any(|s| {
+        s.sh_flags & SHF_EXECINSTR as u64 != 0 && addr >= s.sh_addr && addr < s.sh_addr + s.sh_size
+    })
+}
+
 fn extable_of(elf: &Elf, image: &[u8]) -> Result<Vec<ExtableEntry>, String> {
     let s = elf
         .section_headers
@@ -98,13 +105,6 @@ fn extable_of(elf: &Elf, image: &[u8]) -> Result<Vec<ExtableEntry>, String> {
         .zip(usize::try_from(s.sh_size).ok())
         .and_then(|(off, len)| image.get(off..off.checked_add(len)?))
         .ok_or(format!("{EXTABLE_SECTION} lies outside the file"))?;
-    let exec_at = |addr: u64| {
-        elf.section_headers.iter().any(|s| {
-            s.sh_flags & SHF_EXECINSTR as u64 != 0
-                && addr >= s.sh_addr
-                && addr < s.sh_addr + s.sh_size
-        })
-    };
     let mut entries = Vec::new();
     for (i, e) in bytes.chunks_exact(8).enumerate() {
         let at = s.sh_addr + 8 * i as u64;
@@ -116,7 +116,7 @@ fn extable_of(elf: &Elf, image: &[u8]) -> Result<Vec<ExtableEntry>, String> {
             load: rel(0, at),
             fixup: rel(4, at + 4),
         };
-        if !exec_at(entry.load) || !exec_at(entry.fixup) {
+        if !exec_at(elf, entry.load) || !exec_at(elf, entry.fixup) {
             return Err(format!(
                 "{EXTABLE_SECTION} entry {i} ({:#x} -> {:#x}) points outside the code",
                 entry.load, entry.fixup
@@ -311,13 +311,6 @@ pub fn check(image: &[u8]) -> Result<Summary, Vec<String>> {
             }
         }
     }
-    let exec_at = |addr: u64| {
-        elf.section_headers.iter().any(|s| {
-            s.sh_flags & SHF_EXECINSTR as u64 != 0
-                && addr >= s.sh_addr
-                && addr < s.sh_addr + s.sh_size
-        })
-    };
     let mut symbols = Vec::new();
     for (i, sym) in elf.dynsyms.iter().enumerate().skip(1) {
         let name = elf.dynstrtab.get_at(sym.st_name).unwrap_or("?").to_string();
@@ -351,7 +344,7 @@ pub fn check(image: &[u8]) -> Result<Summary, Vec<String>> {
         {
             fail(format!("{name} is not a global function"));
         }
-        if !exec_at(sym.st_value) {
+        if !exec_at(&elf, sym.st_value) {
             fail(format!(
                 "{name} at {:#x} is not in an executable section",
                 sym.st_value

@@ -653,18 +653,7 @@ impl Case {
     }
 
     fn report(&self, out: &Outcome, problems: &[String], native: &HostOutcome) -> String {
-        let mut r = format!("{} on ktls:\n", self.name);
-        for p in problems {
-            let _ = writeln!(r, "  - {p}");
-        }
-        if let Some(m) = &out.message {
-            let _ = writeln!(r, "runner: {m}");
-        }
-        let _ = writeln!(
-            r,
-            "booted: {}, exited: {}, timed out: {}, accel: {:?}",
-            out.booted, out.exited, out.timed_out, out.accel
-        );
+        let mut r = report_head(&format!("{} on ktls", self.name), out, problems);
         let _ = write!(
             r,
             "--- ktls stdout ---\n{}--- native stdout ---\n{}--- ktls stderr ---\n{}",
@@ -672,30 +661,17 @@ impl Case {
             String::from_utf8_lossy(&native.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        if let Some(p) = &out.panic_report {
-            let _ = write!(r, "--- kernel panic ---\n{p}\n");
-        }
         let log: Vec<&str> = out.kernel_log.lines().collect();
         let skip = log.len().saturating_sub(80);
-        let _ = writeln!(
-            r,
-            "--- kernel log ({} lines{}) ---",
+        let mut log_section = format!(
+            "--- kernel log ({} lines{}) ---\n",
             log.len(),
             if skip > 0 { ", last 80" } else { "" }
         );
         for l in &log[skip..] {
-            let _ = writeln!(r, "{l}");
+            let _ = writeln!(log_section, "{l}");
         }
-        if !out.strace.is_empty() {
-            let skip = out.strace.len().saturating_sub(80);
-            let _ = writeln!(r, "--- strace (last {}) ---", out.strace.len() - skip);
-            for l in &out.strace[skip..] {
-                let _ = writeln!(r, "{l}");
-            }
-        }
-        if !out.qemu_output.is_empty() {
-            let _ = write!(r, "--- qemu ---\n{}", out.qemu_output);
-        }
+        report_tail(&mut r, out, &log_section);
         r
     }
 
@@ -963,6 +939,43 @@ pub fn run_all_batched(cases: &[Case]) {
             cases.len(),
             reports.join("\n")
         );
+    }
+}
+
+/// The start of a failed ktls run's report: `title`, the problems, the runner's message and
+/// how the boot went.
+pub fn report_head(title: &str, out: &Outcome, problems: &[String]) -> String {
+    let mut r = format!("{title}:\n");
+    for p in problems {
+        let _ = writeln!(r, "  - {p}");
+    }
+    if let Some(m) = &out.message {
+        let _ = writeln!(r, "runner: {m}");
+    }
+    let _ = writeln!(
+        r,
+        "booted: {}, exited: {}, timed out: {}, accel: {:?}",
+        out.booted, out.exited, out.timed_out, out.accel
+    );
+    r
+}
+
+/// The end of that report: the panic report, `kernel_log` (the caller's excerpt of the kernel
+/// log, with its heading), the last strace records and QEMU's own output.
+pub fn report_tail(r: &mut String, out: &Outcome, kernel_log: &str) {
+    if let Some(p) = &out.panic_report {
+        let _ = write!(r, "--- kernel panic ---\n{p}\n");
+    }
+    r.push_str(kernel_log);
+    if !out.strace.is_empty() {
+        let skip = out.strace.len().saturating_sub(80);
+        let _ = writeln!(r, "--- strace (last {}) ---", out.strace.len() - skip);
+        for l in &out.strace[skip..] {
+            let _ = writeln!(r, "{l}");
+        }
+    }
+    if !out.qemu_output.is_empty() {
+        let _ = write!(r, "--- qemu ---\n{}", out.qemu_output);
     }
 }
 

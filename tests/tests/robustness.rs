@@ -21,8 +21,8 @@
 
 use ktls_runner::{run_captured, Input, Outcome, RunConfig};
 use ktls_tests::{
-    c_case, c_case_including, native_only, note, per_toolchain, two_toolchains, Case, Toolchain,
-    GUEST_TIMEOUT,
+    c_case, c_case_including, native_only, note, per_toolchain, report_head, report_tail,
+    two_toolchains, Case, Toolchain, GUEST_TIMEOUT,
 };
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -211,18 +211,7 @@ impl Guest<'_> {
 }
 
 fn report(name: &str, smp: u32, out: &Outcome, problems: &[String]) -> String {
-    let mut r = format!("{name} on ktls (--smp {smp}):\n");
-    for p in problems {
-        let _ = writeln!(r, "  - {p}");
-    }
-    if let Some(m) = &out.message {
-        let _ = writeln!(r, "runner: {m}");
-    }
-    let _ = writeln!(
-        r,
-        "booted: {}, exited: {}, timed out: {}, accel: {:?}",
-        out.booted, out.exited, out.timed_out, out.accel
-    );
+    let mut r = report_head(&format!("{name} on ktls (--smp {smp})"), out, problems);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = stdout.lines().collect();
     let skip = lines.len().saturating_sub(120);
@@ -240,20 +229,7 @@ fn report(name: &str, smp: u32, out: &Outcome, problems: &[String]) -> String {
         "--- ktls stderr ---\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    if let Some(p) = &out.panic_report {
-        let _ = write!(r, "--- kernel panic ---\n{p}\n");
-    }
-    r.push_str(&summarize_log(&out.kernel_log, 60));
-    if !out.strace.is_empty() {
-        let skip = out.strace.len().saturating_sub(80);
-        let _ = writeln!(r, "--- strace (last {}) ---", out.strace.len() - skip);
-        for l in &out.strace[skip..] {
-            let _ = writeln!(r, "{l}");
-        }
-    }
-    if !out.qemu_output.is_empty() {
-        let _ = write!(r, "--- qemu ---\n{}", out.qemu_output);
-    }
+    report_tail(&mut r, out, &summarize_log(&out.kernel_log, 60));
     r
 }
 

@@ -11,6 +11,7 @@
  * stdout stay comparable.
  */
 #include "ktls_test.h"
+#include "child.h"
 
 #include <signal.h>
 #include <stdint.h>
@@ -27,34 +28,9 @@
 
 static uint8_t *code_page;
 
-/* Runs `fn(arg)` in a fork child; returns its wait status. */
-static int in_child(int (*fn)(long), long arg)
-{
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0)
-        _exit(fn(arg));
-    int st = -1;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-        ;
-    return st;
-}
-
 static int killed_by(int st, int sig)
 {
     return WIFSIGNALED(st) && WTERMSIG(st) == sig;
-}
-
-static const char *status_text(int st)
-{
-    static char buf[64];
-    if (WIFEXITED(st))
-        snprintf(buf, sizeof buf, "exit %d", WEXITSTATUS(st));
-    else if (WIFSIGNALED(st))
-        snprintf(buf, sizeof buf, "signal %d", WTERMSIG(st));
-    else
-        snprintf(buf, sizeof buf, "status %#x", st);
-    return buf;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@
  * EINVAL. With glibc, run with GLIBC_TUNABLES=glibc.pthread.rseq=0 (the harness does).
  */
 #include "ktls_test.h"
+#include "child.h"
 
 #include <fcntl.h>
 #include <sched.h>
@@ -68,30 +69,6 @@ static long clone3_exit(struct clone_args *args)
                      : "a"((long)SYS_CLONE3), "D"(args), "S"(sizeof *args)
                      : "rcx", "r11", "memory");
     return ret;
-}
-
-static const char *status_text(int st)
-{
-    static char buf[64];
-    if (WIFEXITED(st))
-        snprintf(buf, sizeof buf, "exit %d", WEXITSTATUS(st));
-    else if (WIFSIGNALED(st))
-        snprintf(buf, sizeof buf, "signal %d", WTERMSIG(st));
-    else
-        snprintf(buf, sizeof buf, "status %#x", st);
-    return buf;
-}
-
-/* Runs fn(arg) in a fork child; returns its wait status. */
-static int in_child(int (*fn)(long), long arg)
-{
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0)
-        _exit(fn(arg));
-    int st = -1;
-    waitpid(pid, &st, 0);
-    return st;
 }
 
 /* A syscall result as an exit status: 0 for EFAULT, 1 for success, 100+errno otherwise. */

@@ -466,7 +466,7 @@ per_toolchain!(isolation_memory, |tc| {
 });
 
 per_toolchain!(isolation_cpu, |tc| {
-    let Some(case) = c_case("isolation_cpu", tc) else {
+    let Some(case) = c_case_including("isolation_cpu", tc, &["child.h"]) else {
         return;
     };
     run_case(&case.self_checking().compare(same_checks), 1, no_extra);
@@ -506,7 +506,7 @@ per_toolchain!(isolation_process, |tc| {
 
 // Two CPUs, so that an rseq area made read-only can be caught at a cpu_id store.
 per_toolchain!(isolation_rseq, |tc| {
-    let Some(case) = c_case("isolation_rseq", tc) else {
+    let Some(case) = c_case_including("isolation_rseq", tc, &["child.h"]) else {
         return;
     };
     run_case(

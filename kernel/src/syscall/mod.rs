@@ -74,13 +74,18 @@ fn traced_dispatch(nr: usize, frame: &mut TrapFrame) -> SysResult {
 /// Returns whether it took the slow path.
 #[inline(always)]
 pub fn exit_to_user(frame: &mut TrapFrame, t: &crate::process::Thread) -> bool {
-    // -ERESTARTSYS (-512) ..= -ERESTART_RESTARTBLOCK (-516): an interrupted syscall.
-    let restart = (-516..=-512).contains(&(frame.rax as i64));
-    let slow = restart || crate::sched::need_resched() || t.return_work.load(Relaxed);
+    let slow = interrupted(frame) || crate::sched::need_resched() || t.return_work.load(Relaxed);
     if slow {
         exit_to_user_slow(frame);
     }
     slow
+}
+
+/// Whether RAX holds -ERESTARTSYS (-512) ..= -ERESTART_RESTARTBLOCK (-516): an interrupted
+/// syscall, which the slow path restarts or turns into EINTR.
+#[inline(always)]
+fn interrupted(frame: &TrapFrame) -> bool {
+    (-516..=-512).contains(&(frame.rax as i64))
 }
 
 #[inline(never)]
@@ -89,8 +94,7 @@ fn exit_to_user_slow(frame: &mut TrapFrame) {
     let t = crate::process::current();
     // Clear before looking (xchg is a full barrier): work made from here on sets it again.
     t.return_work.swap(false, SeqCst);
-    let restart = (-516..=-512).contains(&(frame.rax as i64));
-    if restart || crate::signal::sources_pending(t) {
+    if interrupted(frame) || crate::signal::sources_pending(t) {
         crate::signal::on_return_to_user(frame);
     }
     crate::rseq::on_return_to_user(frame);

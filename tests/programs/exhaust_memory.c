@@ -5,6 +5,10 @@
  * gets ENOMEM before its address space exceeds the limit (1 MiB mappings, one big mapping, brk,
  * mremap growth), can still use what it got, and the parent gets its free memory back.
  *
+ * Also without arguments: a child cuts holes in one mapping, a page at a time, until munmap says
+ * ENOMEM at the map-count cap (vm.max_map_count, 65530 areas); then a split by mprotect is
+ * refused too, the memory is still usable, and once the mapping is gone splits work again.
+ *
  * Also without arguments: 40 children each touch 1 MiB and die of a fault (SIGSEGV from a NULL
  * write or a write to a read-only page, SIGBUS from reading a file mapping past the end of the
  * file, SIGILL from ud2, SIGFPE from a division by zero), and 10 die of SIGKILL while blocked: their memory must come
@@ -150,6 +154,101 @@ static void mmap_bomb(void)
     check(!(bits & BRK_GREW), "mmap bomb: brk cannot grow past the limit", "bits %#x", bits);
     check(!(bits & MREMAP_GREW), "mmap bomb: mremap cannot grow past the limit", "bits %#x",
           bits);
+}
+
+#define PAGE 4096ul
+/* More holes than the map-count cap allows. */
+#define HOLE_TRIES 70000ul
+
+/* Exit status bits of the map-count child. */
+enum {
+    HOLES_NO_ENOMEM = 1,
+    FEW_HOLES = 2,
+    SPLIT_OK = 4,
+    LOST = 8,
+    NO_UNMAP = 16,
+    NO_SPLIT = 32,
+    MAP_SETUP = 64,
+};
+
+static int map_count_child(int report)
+{
+    unsigned long pages = 2 * HOLE_TRIES + 16;
+    uint8_t *m = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED)
+        return MAP_SETUP;
+    m[0] = 0x5a;
+    m[(pages - 1) * PAGE] = 0xa5;
+    /* Every odd page: each hole leaves one more area. */
+    unsigned long holes = 0;
+    long err = 0;
+    for (unsigned long i = 1; i < 2 * HOLE_TRIES; i += 2) {
+        long r = raw_syscall2(SYS_munmap, (long)(m + i * PAGE), PAGE);
+        if (r != 0) {
+            err = -r;
+            break;
+        }
+        holes++;
+    }
+    int bits = 0;
+    if (err != ENOMEM)
+        bits |= HOLES_NO_ENOMEM;
+    /* Natively the program's own areas count too: a dozen or so. */
+    if (holes < 65000 || holes > 65530)
+        bits |= FEW_HOLES;
+    /* At the cap, reprotecting one page inside the untouched rest would split it twice. */
+    uint8_t *rest = m + (2 * holes + 8) * PAGE;
+    if (raw_syscall3(SYS_mprotect, (long)rest, PAGE, PROT_READ) != -ENOMEM)
+        bits |= SPLIT_OK;
+    if (m[0] != 0x5a || m[(pages - 1) * PAGE] != 0xa5)
+        bits |= LOST;
+    /* Unmapping everything never needs a new area. */
+    if (raw_syscall2(SYS_munmap, (long)m, pages * PAGE) != 0)
+        bits |= NO_UNMAP;
+    uint8_t *n = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (n == MAP_FAILED || mprotect(n + PAGE, PAGE, PROT_READ) != 0)
+        bits |= NO_SPLIT;
+    char line[96];
+    int len = snprintf(line, sizeof line, "%lu %ld\n", holes, err);
+    (void)!write(report, line, len);
+    return bits;
+}
+
+static void map_count_bomb(void)
+{
+    int p[2];
+    CHECK(pipe(p) == 0, "map-count bomb: a report pipe");
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(p[0]);
+        _exit(map_count_child(p[1]));
+    }
+    close(p[1]);
+    char line[96] = "";
+    (void)!read(p[0], line, sizeof line - 1);
+    close(p[0]);
+    int st = -1;
+    waitpid(pid, &st, 0);
+    unsigned long holes = 0;
+    long err = 0;
+    sscanf(line, "%lu %ld", &holes, &err);
+    printf("info map-count bomb: %lu holes, then errno %ld\n", holes, err);
+    int bits = WIFEXITED(st) ? WEXITSTATUS(st) : 0xff;
+    check(WIFEXITED(st) && !(bits & MAP_SETUP), "map-count bomb: the child maps its area",
+          "status %#x", st);
+    check(!(bits & HOLES_NO_ENOMEM), "map-count bomb: munmap fails with ENOMEM at the cap",
+          "%lu holes, then errno %ld", holes, err);
+    check(!(bits & FEW_HOLES), "map-count bomb: the cap is vm.max_map_count (65530 areas)",
+          "%lu holes", holes);
+    check(!(bits & SPLIT_OK), "map-count bomb: a split by mprotect at the cap fails with ENOMEM",
+          "bits %#x", bits);
+    check(!(bits & LOST), "map-count bomb: the memory keeps its contents", "bits %#x", bits);
+    check(!(bits & NO_UNMAP), "map-count bomb: unmapping the whole area at the cap works",
+          "bits %#x", bits);
+    check(!(bits & NO_SPLIT), "map-count bomb: after that, mmap and a split work again",
+          "bits %#x", bits);
 }
 
 /* A child's way to die after touching 1 MiB. */
@@ -338,6 +437,8 @@ int main(int argc, char **argv)
     } else {
         mmap_bomb();
         report_memory("after-mmap-bomb");
+        map_count_bomb();
+        report_memory("after-map-count-bomb");
         fault_deaths();
         report_memory("after-fault-deaths");
     }

@@ -183,6 +183,14 @@ pub enum FaultResult {
     OutOfMemory,
 }
 
+/// The most VMAs one address space may have: Linux's default `vm.max_map_count`. Each VMA
+/// costs kernel heap, and unmapping or reprotecting a page in the middle of an area splits it,
+/// so without a cap a process could take the whole heap one page at a time.
+pub const MAX_MAP_COUNT: usize = 65530;
+
+/// About what one VMA costs on the heap: the entry and its share of a B-tree node.
+const VMA_HEAP_COST: usize = 128;
+
 pub struct AddressSpace {
     pml4: Frame,
     vmas: BTreeMap<u64, Vma>,
@@ -342,6 +350,52 @@ impl AddressSpace {
             .range(..end)
             .next_back()
             .is_some_and(|(_, v)| v.end > start)
+    }
+
+    /// Whether `addr` falls strictly inside a VMA, so that a boundary there splits it.
+    fn splits(&self, addr: u64) -> bool {
+        self.find_vma(addr).is_some_and(|v| v.start < addr)
+    }
+
+    /// ENOMEM unless `extra` more VMAs fit under `MAX_MAP_COUNT` and above the heap's reserve.
+    fn room_for(&self, extra: usize) -> Result<(), Errno> {
+        if self.vmas.len() + extra > MAX_MAP_COUNT || !super::heap::can_spare(extra * VMA_HEAP_COST)
+        {
+            return Err(Errno::ENOMEM);
+        }
+        Ok(())
+    }
+
+    /// ENOMEM if mapping over [start, end) may not add its VMA: Linux refuses an mmap when the
+    /// count is already past `MAX_MAP_COUNT`, and a split of a VMA it replaces part of when
+    /// the count is at it.
+    pub fn check_map(&self, start: u64, end: u64) -> Result<(), Errno> {
+        if self.vmas.len() > MAX_MAP_COUNT {
+            return Err(Errno::ENOMEM);
+        }
+        match usize::from(self.splits(start)) + usize::from(self.splits(end)) {
+            0 => Ok(()),
+            splits => self.room_for(splits),
+        }
+    }
+
+    /// ENOMEM if moving a mapping could pass `MAX_MAP_COUNT` (Linux's mremap keeps room for
+    /// the three VMAs a move can add).
+    pub fn check_move(&self) -> Result<(), Errno> {
+        if self.vmas.len() + 3 > MAX_MAP_COUNT {
+            return Err(Errno::ENOMEM);
+        }
+        self.room_for(3)
+    }
+
+    /// ENOMEM if unmapping [start, end) would cut a hole in one VMA (leaving one more) when the
+    /// address space is at `MAX_MAP_COUNT` or the heap at its reserve, as Linux's munmap.
+    /// Other unmaps never add VMAs, and may take the count past the cap no further.
+    pub fn check_unmap(&self, start: u64, end: u64) -> Result<(), Errno> {
+        match self.find_vma(start) {
+            Some(v) if v.start < start && end < v.end => self.room_for(1),
+            _ => Ok(()),
+        }
     }
 
     /// Records a private VMA over [start, end) (page aligned), replacing whatever was there.
@@ -641,6 +695,8 @@ impl AddressSpace {
             let v = self.find_vma(a).ok_or(Errno::ENOMEM)?;
             a = v.end;
         }
+        // The splits must fit under MAX_MAP_COUNT (Linux's split_vma says ENOMEM too).
+        self.room_for(usize::from(self.splits(start)) + usize::from(self.splits(end)))?;
         self.split_at(start);
         self.split_at(end);
         let keys: alloc::vec::Vec<u64> = self.vmas.range(start..end).map(|(k, _)| *k).collect();
@@ -782,6 +838,10 @@ impl AddressSpace {
     /// both), except the vvar page, which the kernel writes for each process and which is
     /// copied.
     pub fn duplicate(&mut self) -> Result<AddressSpace, Errno> {
+        // The copy of the VMA table is taken infallibly: it must fit above the heap's reserve.
+        if !super::heap::can_spare(self.vmas.len() * VMA_HEAP_COST) {
+            return Err(Errno::ENOMEM);
+        }
         let mut new = AddressSpace::new()?;
         new.vmas = self.vmas.clone();
         new.brk_start = self.brk_start;

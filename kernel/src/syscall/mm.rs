@@ -90,6 +90,7 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, offset: u64) ->
     if mm.total_vm().saturating_add(len) > mm.as_limit {
         return Err(Errno::ENOMEM);
     }
+    mm.check_map(start, start + len)?;
     let kind = if flags & MAP_STACK != 0 || flags & MAP_GROWSDOWN != 0 {
         VmaKind::Stack
     } else {
@@ -131,7 +132,11 @@ pub fn munmap(addr: u64, len: u64) -> SysResult {
     if addr > USER_TOP || len > USER_TOP - addr {
         return Err(Errno::EINVAL);
     }
-    current().process.mm().lock().remove_range(addr, addr + len);
+    let t = current();
+    let mm = t.process.mm();
+    let mut mm = mm.lock();
+    mm.check_unmap(addr, addr + len)?;
+    mm.remove_range(addr, addr + len);
     Ok(0)
 }
 
@@ -201,6 +206,7 @@ pub fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -
         return Err(Errno::EFAULT);
     }
     if let Some(target_end) = fixed_end {
+        mm.check_move()?;
         let keep = old_len.min(new_len);
         mm.add_mapping(vma.moved(old, new_addr, target_end));
         mm.move_pages(old, new_addr, keep)?;
@@ -210,6 +216,7 @@ pub fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -
         return Ok(new_addr);
     }
     if new_len <= old_len {
+        mm.check_unmap(old + new_len, old + old_len)?;
         mm.remove_range(old + new_len, old + old_len);
         return Ok(old);
     }
@@ -229,6 +236,7 @@ pub fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -
         return Err(Errno::ENOMEM);
     }
     let new = mm.find_free(new_len).ok_or(Errno::ENOMEM)?;
+    mm.check_move()?;
     mm.add_mapping(vma.moved(old, new, new + new_len));
     mm.move_pages(old, new, old_len)?;
     if flags & MREMAP_DONTUNMAP == 0 {

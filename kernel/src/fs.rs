@@ -78,10 +78,12 @@ pub fn blocking<T>(
                 .map_err(|_| Errno::ERESTARTSYS)?,
             None => {
                 // No wake-ups from this file: look again after a tick.
-                if crate::signal::pending(crate::process::current()) {
+                let t = crate::process::current();
+                if crate::signal::pending(t) {
                     return Err(Errno::ERESTARTSYS);
                 }
-                crate::sched::sleep_until(crate::time::monotonic_ns() + 10_000_000);
+                let step = crate::time::monotonic_ns() + 10_000_000;
+                crate::sched::sleep_unless(Some(step), || crate::signal::pending(t));
             }
         }
     }

@@ -200,7 +200,9 @@ fn wait(
         });
         Ok(())
     })?;
-    sched::block_current(deadline);
+    // A signal (SIGKILL, a group exit) sent since the syscall began found us not Blocked and
+    // did not wake us: look once more, after the mark.
+    sched::block_unless(deadline, || crate::signal::pending(&t));
     if t.futex_woken.load(Relaxed) {
         return Ok(0);
     }

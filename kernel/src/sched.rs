@@ -19,7 +19,7 @@ use crate::process::{self, Thread};
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use core::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use spin::Mutex;
 
 pub const MAX_CPUS: usize = 64;
@@ -189,6 +189,10 @@ pub fn enqueue(t: Arc<Thread>) {
 
 /// Wakes `t` if it is blocked; returns whether it was.
 pub fn wake(t: &Arc<Thread>) -> bool {
+    // Whatever the caller changed (a signal queued, a futex waiter taken, data written) is
+    // visible before we look at the state: pairs with the fence in `block_unless`, so that
+    // either we see Blocked or the sleeper sees the change.
+    core::sync::atomic::fence(SeqCst);
     if t.state
         .compare_exchange(
             State::Blocked as u8,
@@ -471,10 +475,32 @@ pub fn idle_loop() -> ! {
     }
 }
 
-/// Blocks the current thread until `deadline_ns` (monotonic) or until woken earlier.
+/// Blocks the current thread until `deadline_ns` (monotonic) or until woken earlier. Signals
+/// do not end it early: for short polling sleeps whose caller looks at signals itself.
 pub fn sleep_until(deadline_ns: u64) {
+    sleep_unless(Some(deadline_ns), || false);
+}
+
+/// Blocks the current thread until woken, until `deadline_ns` (monotonic) if there is one,
+/// or not at all if `interrupt` (such as "a signal is pending") already holds once the
+/// thread is marked Blocked. A signal's sender wakes only threads it sees Blocked, so
+/// checking before the mark alone could sleep through a signal sent in between.
+pub fn sleep_unless(deadline_ns: Option<u64>, interrupt: impl FnOnce() -> bool) {
     process::current().set_state(State::Blocked);
-    block_current(Some(deadline_ns));
+    block_unless(deadline_ns, interrupt);
+}
+
+/// `block_current`, unless `interrupt` holds: the caller has marked the thread Blocked (and
+/// put it where its waker will find it); `interrupt` looks at the wake conditions that have
+/// no waker of their own, signals above all (Linux's signal_pending_state in `__schedule`).
+pub fn block_unless(deadline_ns: Option<u64>, interrupt: impl FnOnce() -> bool) {
+    // The Blocked mark is visible before `interrupt` looks: pairs with the fence in `wake`.
+    core::sync::atomic::fence(SeqCst);
+    if interrupt() {
+        cancel_block();
+    } else {
+        block_current(deadline_ns);
+    }
 }
 
 /// Switches away from the current thread, which the caller has already set Blocked (after
@@ -549,13 +575,22 @@ impl WaitQueue {
                 t.set_state(State::Blocked);
                 self.waiters.lock().push_back(t.clone());
             });
-            if let Some(v) = cond() {
-                self.remove(&t);
-                cancel_block();
+            // Both looks again after the mark: a wake_all or a signal between the first
+            // looks and the mark found the thread not Blocked and did not wake it.
+            let mut found = None;
+            let mut signalled = false;
+            block_unless(None, || {
+                found = cond();
+                signalled = interruptible && crate::signal::pending(&t);
+                found.is_some() || signalled
+            });
+            self.remove(&t);
+            if let Some(v) = found {
                 return Ok(v);
             }
-            schedule();
-            self.remove(&t);
+            if signalled {
+                return Err(());
+            }
         }
     }
 

@@ -7,6 +7,8 @@
 //!   [`FUZZ_MEMFREE_TOLERANCE_KIB`]). `KTLS_FUZZ_SEED` and `KTLS_FUZZ_SECONDS` override the
 //!   seed (default: a new one every run, printed in every report) and the ktls duration.
 //! * `fuzz_regressions`: every kernel crash or hang the fuzzer found, minimized to a few calls.
+//! * `wake_races`: signals sent while a thread is on its way to sleep (pause, nanosleep, a pipe
+//!   read, a futex wait) wake it, SIGKILL included; two CPUs.
 //! * `isolation_*`: kernel memory, the vDSO, other processes, rseq/KTLS areas, privileged CPU
 //!   state; natively and on ktls, every toolchain.
 //! * `exhaust_*`: fork and thread bombs under RLIMIT_NPROC, an mmap bomb under RLIMIT_AS,
@@ -453,6 +455,16 @@ two_toolchains!(fuzz_regressions, |tc| {
         })
         .collect();
     run_cases(&cases, 1, no_extra);
+});
+
+// Signals that land between a sleeper's last look and its sleep: the fuzzer's rare hang (a
+// SIGKILL lost that way left a process that never died). Two CPUs, or the kernel never lets
+// sender and sleeper overlap.
+two_toolchains!(wake_races, |tc| {
+    let Some(case) = c_case("wake_races", tc) else {
+        return;
+    };
+    run_case(&case.self_checking().compare(same_checks), 2, no_extra);
 });
 
 // ---------------------------------------------------------------------------------------------

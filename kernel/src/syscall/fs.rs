@@ -632,7 +632,9 @@ fn poll_wait(fds: &mut [PollFd], deadline: Option<u64>) -> Result<usize, Errno> 
             return Err(Errno::ERESTARTNOHAND);
         }
         let step = now + 10_000_000;
-        crate::sched::sleep_until(deadline.map_or(step, |d| d.min(step)));
+        crate::sched::sleep_unless(Some(deadline.map_or(step, |d| d.min(step))), || {
+            crate::signal::pending(t)
+        });
     }
 }
 

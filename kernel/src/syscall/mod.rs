@@ -166,6 +166,7 @@ fn dispatch(nr: usize, frame: &mut TrapFrame) -> SysResult {
         SYS_RT_SIGRETURN => task::rt_sigreturn(frame),
         SYS_RT_SIGPENDING => task::rt_sigpending(frame.rdi, frame.rsi),
         SYS_RT_SIGSUSPEND => task::rt_sigsuspend(frame.rdi, frame.rsi),
+        SYS_PAUSE => task::pause(),
         SYS_RT_SIGTIMEDWAIT => task::rt_sigtimedwait(frame.rdi, frame.rsi, frame.rdx, frame.r10),
         SYS_CLONE => task::clone(frame, frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8),
         SYS_CLONE3 => task::clone3(frame, frame.rdi, frame.rsi),

@@ -820,10 +820,21 @@ pub fn rt_sigsuspend(mask: u64, size: u64) -> SysResult {
     let old = t.sigmask.swap(new, Relaxed);
     // Sleep until a signal arrives; the handler runs with `new` in force, then sigreturn
     // restores `old` (saved in the frame via the restored mask below).
-    let q = sched::WaitQueue::new();
-    let _ = q.wait(true, || None::<()>);
+    sleep_until_signal(t);
     signal::set_restore_mask(t, old);
     Err(Errno::ERESTARTNOHAND)
+}
+
+/// pause: sleeps until a signal is delivered (a handler runs, or the process ends).
+pub fn pause() -> SysResult {
+    sleep_until_signal(current());
+    Err(Errno::ERESTARTNOHAND)
+}
+
+fn sleep_until_signal(t: &crate::process::Thread) {
+    while !signal::pending(t) {
+        sched::sleep_unless(None, || signal::pending(t));
+    }
 }
 
 pub fn rt_sigtimedwait(set: u64, info: u64, timeout: u64, size: u64) -> SysResult {
@@ -860,22 +871,14 @@ pub fn rt_sigtimedwait(set: u64, info: u64, timeout: u64, size: u64) -> SysResul
         if signal::deliverable(t) & !wanted != 0 || t.process.is_exiting() {
             return Err(Errno::EINTR);
         }
-        match deadline {
-            Some(d) if crate::time::monotonic_ns() >= d => return Err(Errno::EAGAIN),
-            Some(d) => sched::sleep_until(d),
-            None => {
-                // Woken by signal delivery (send_to_* wakes the thread).
-                t.set_state(sched::State::Blocked);
-                if (t.pending.set() | t.process.shared_pending.set())
-                    & (wanted | signal::deliverable(t))
-                    != 0
-                {
-                    sched::cancel_block();
-                    continue;
-                }
-                sched::block_current(None);
-            }
+        if deadline.is_some_and(|d| crate::time::monotonic_ns() >= d) {
+            return Err(Errno::EAGAIN);
         }
+        // Woken by signal delivery (send_to_* wakes the thread), or at the deadline.
+        sched::sleep_unless(deadline, || {
+            (t.pending.set() | t.process.shared_pending.set()) & (wanted | signal::deliverable(t))
+                != 0
+        });
     }
 }
 

@@ -92,7 +92,7 @@ fn sleep(clk: u64, deadline: u64, rem: u64) -> SysResult {
         }
         // Sleep on the monotonic clock; a realtime deadline is re-checked after waking.
         let mono_deadline = clock::monotonic_ns().saturating_add(deadline - now);
-        crate::sched::sleep_until(mono_deadline);
+        crate::sched::sleep_unless(Some(mono_deadline), || crate::signal::pending(t));
     }
 }
 

@@ -118,22 +118,33 @@ static int mmap_bomb_child(int report)
     return bits;
 }
 
-static void mmap_bomb(void)
+/* Runs `child` in a child process, which exits with its result and may write one line to the
+ * fd it is given; returns the wait status, the line in `line` ("" if none). */
+static int run_reporting_child(int (*child)(int report), char line[96])
 {
     int p[2];
-    CHECK(pipe(p) == 0, "mmap bomb: a report pipe");
+    line[0] = 0;
+    if (pipe(p) != 0)
+        return -1;
     fflush(stdout);
     pid_t pid = fork();
     if (pid == 0) {
         close(p[0]);
-        _exit(mmap_bomb_child(p[1]));
+        _exit(child(p[1]));
     }
     close(p[1]);
-    char line[96] = "";
-    (void)!read(p[0], line, sizeof line - 1);
+    ssize_t n = read(p[0], line, 95);
+    line[n > 0 ? n : 0] = 0;
     close(p[0]);
     int st = -1;
     waitpid(pid, &st, 0);
+    return st;
+}
+
+static void mmap_bomb(void)
+{
+    char line[96];
+    int st = run_reporting_child(mmap_bomb_child, line);
     unsigned long got = 0, maps = 0;
     long err = 0;
     sscanf(line, "%lu %lu %ld", &got, &maps, &err);
@@ -217,20 +228,8 @@ static int map_count_child(int report)
 
 static void map_count_bomb(void)
 {
-    int p[2];
-    CHECK(pipe(p) == 0, "map-count bomb: a report pipe");
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(p[0]);
-        _exit(map_count_child(p[1]));
-    }
-    close(p[1]);
-    char line[96] = "";
-    (void)!read(p[0], line, sizeof line - 1);
-    close(p[0]);
-    int st = -1;
-    waitpid(pid, &st, 0);
+    char line[96];
+    int st = run_reporting_child(map_count_child, line);
     unsigned long holes = 0;
     long err = 0;
     sscanf(line, "%lu %ld", &holes, &err);

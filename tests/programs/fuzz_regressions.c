@@ -94,21 +94,7 @@ static char clone_stack[16384] __attribute__((aligned(16)));
 /* clone whose child exits at once (SYS_exit), touching no memory. */
 static long clone_exit(long flags, long sp, long ptid, long ctid)
 {
-    long ret;
-    register long r10 __asm__("r10") = ctid;
-    register long r8 __asm__("r8") = 0;
-    __asm__ volatile("syscall\n\t"
-                     "test %%rax, %%rax\n\t"
-                     "jnz 1f\n\t"
-                     "mov $60, %%eax\n\t"
-                     "xor %%edi, %%edi\n\t"
-                     "syscall\n\t"
-                     "ud2\n"
-                     "1:"
-                     : "=a"(ret)
-                     : "a"((long)SYS_clone), "D"(flags), "S"(sp), "d"(ptid), "r"(r10), "r"(r8)
-                     : "rcx", "r11", "memory");
-    return ret;
+    return raw_clone_exit(SYS_clone, flags, sp, ptid, ctid, 0);
 }
 
 /* Waits up to `ms` for any child; the pid, 0 if none ended, -1 with ECHILD if none exists. */
@@ -246,19 +232,7 @@ struct clone_args {
 
 static long clone3_exit(struct clone_args *args)
 {
-    long ret;
-    __asm__ volatile("syscall\n\t"
-                     "test %%rax, %%rax\n\t"
-                     "jnz 1f\n\t"
-                     "mov $60, %%eax\n\t"
-                     "xor %%edi, %%edi\n\t"
-                     "syscall\n\t"
-                     "ud2\n"
-                     "1:"
-                     : "=a"(ret)
-                     : "a"(435l), "D"(args), "S"(sizeof *args)
-                     : "rcx", "r11", "memory");
-    return ret;
+    return raw_clone_exit(SYS_clone3, (long)args, sizeof *args, 0, 0, 0);
 }
 
 #define VFORK_THREAD (CLONE_VM | CLONE_VFORK | CLONE_THREAD | CLONE_SIGHAND)

@@ -37,6 +37,7 @@
  */
 #define _GNU_SOURCE
 #include "meminfo.h"
+#include "raw_syscall.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -79,47 +80,6 @@
 #define CLONE_RSEQ_KTLS 0x10000000000ull
 #define AT_KTLS_FEATURE_SIZE 0x4b544c01
 #define TASK_SIZE 0x7ffffffff000ul
-
-/* ------------------------------------------------------------------------------------------ */
-/* Raw system calls. */
-
-static inline long sc6(long nr, long a1, long a2, long a3, long a4, long a5, long a6)
-{
-    long ret;
-    register long r10 __asm__("r10") = a4;
-    register long r8 __asm__("r8") = a5;
-    register long r9 __asm__("r9") = a6;
-    __asm__ volatile("syscall"
-                     : "=a"(ret)
-                     : "a"(nr), "D"(a1), "S"(a2), "d"(a3), "r"(r10), "r"(r8), "r"(r9)
-                     : "rcx", "r11", "memory");
-    return ret;
-}
-#define sc0(n) sc6((n), 0, 0, 0, 0, 0, 0)
-#define sc1(n, a) sc6((n), (long)(a), 0, 0, 0, 0, 0)
-#define sc2(n, a, b) sc6((n), (long)(a), (long)(b), 0, 0, 0, 0)
-#define sc3(n, a, b, c) sc6((n), (long)(a), (long)(b), (long)(c), 0, 0, 0)
-#define sc4(n, a, b, c, d) sc6((n), (long)(a), (long)(b), (long)(c), (long)(d), 0, 0)
-
-/* clone, clone3, fork, vfork: a child (return value 0) exits at once, touching no memory. */
-static inline long sc_clone_exit(long nr, long a1, long a2, long a3, long a4, long a5)
-{
-    long ret;
-    register long r10 __asm__("r10") = a4;
-    register long r8 __asm__("r8") = a5;
-    __asm__ volatile("syscall\n\t"
-                     "test %%rax, %%rax\n\t"
-                     "jnz 1f\n\t"
-                     "mov $60, %%eax\n\t"
-                     "xor %%edi, %%edi\n\t"
-                     "syscall\n\t"
-                     "ud2\n"
-                     "1:"
-                     : "=a"(ret)
-                     : "a"(nr), "D"(a1), "S"(a2), "d"(a3), "r"(r10), "r"(r8)
-                     : "rcx", "r11", "memory");
-    return ret;
-}
 
 static int is_err(long r)
 {
@@ -515,7 +475,7 @@ static long self_pid(struct ctx *c)
     case 4:
         return -fuzz_pid; /* our process group */
     default:
-        return (long)sc0(SYS_gettid);
+        return (long)raw_syscall0(SYS_gettid);
     }
 }
 
@@ -576,7 +536,7 @@ static void ring_push(struct ctx *c, uintptr_t addr, size_t len)
         return;
     unsigned i = c->nring++ % 16;
     if (c->nring > 16)
-        sc2(SYS_munmap, c->ring[i].addr, c->ring[i].len);
+        raw_syscall2(SYS_munmap, c->ring[i].addr, c->ring[i].len);
     c->ring[i].addr = addr;
     c->ring[i].len = len;
 }
@@ -584,7 +544,7 @@ static void ring_push(struct ctx *c, uintptr_t addr, size_t len)
 static void ring_drain(struct ctx *c)
 {
     for (unsigned i = 0; i < 16 && i < c->nring; i++)
-        sc2(SYS_munmap, c->ring[i].addr, c->ring[i].len);
+        raw_syscall2(SYS_munmap, c->ring[i].addr, c->ring[i].len);
     c->nring = 0;
 }
 
@@ -1031,12 +991,12 @@ static void gen_call(struct ctx *c, struct call *k)
             a[0] = pid, a[1] = sig;
             break;
         case SYS_tkill:
-            a[0] = pid > 0 ? pid : (long)sc0(SYS_gettid), a[1] = sig;
+            a[0] = pid > 0 ? pid : (long)raw_syscall0(SYS_gettid), a[1] = sig;
             break;
         case SYS_tgkill:
             a[0] = chance(&c->r, 80) ? fuzz_pid : pid, a[1] = self_pid(c), a[2] = sig;
             if (a[1] <= 0)
-                a[1] = (long)sc0(SYS_gettid);
+                a[1] = (long)raw_syscall0(SYS_gettid);
             break;
         case SYS_rt_sigqueueinfo:
             a[0] = pid > 0 ? pid : fuzz_pid, a[1] = sig, a[2] = (long)buf_ptr(c);
@@ -1044,7 +1004,7 @@ static void gen_call(struct ctx *c, struct call *k)
         default:
             a[0] = fuzz_pid, a[1] = self_pid(c), a[2] = sig, a[3] = (long)buf_ptr(c);
             if (a[1] <= 0)
-                a[1] = (long)sc0(SYS_gettid);
+                a[1] = (long)raw_syscall0(SYS_gettid);
             break;
         }
         break;
@@ -1154,7 +1114,7 @@ static void gen_call(struct ctx *c, struct call *k)
             a[0] = 0;
         a[1] = chance(&c->r, 90) ? (long)below(&c->r, 17) : small_int(c);
         struct rlimit *rl = (void *)(c->priv + 400);
-        if (chance(&c->r, 30) && sc4(SYS_prlimit64, 0, a[1], 0, rl) == 0)
+        if (chance(&c->r, 30) && raw_syscall4(SYS_prlimit64, 0, a[1], 0, rl) == 0)
             a[2] = (long)rl;
         else
             a[2] = chance(&c->r, 50) ? 0 : (long)unreadable(c);
@@ -1628,7 +1588,7 @@ static void gen_call(struct ctx *c, struct call *k)
         sev->signo = (int)fuzz_sig(c);
         sev->notify = (int)PICK(&c->r, ((const long[]){0 /* SIGNAL */, 1 /* NONE */,
                                                        4 /* THREAD_ID */, 2, 99}));
-        sev->tid = (int)sc0(SYS_gettid);
+        sev->tid = (int)raw_syscall0(SYS_gettid);
         a[0] = chance(&c->r, 80) ? (long)below(&c->r, 12) : small_int(c);
         a[1] = chance(&c->r, 80) ? (long)sev : chance(&c->r, 50) ? 0 : (long)unreadable(c);
         a[2] = chance(&c->r, 90) ? (long)(c->priv + 440) : (long)bad_ptr(c);
@@ -1844,29 +1804,29 @@ static long do_call(struct ctx *c, struct call *k)
     long r;
     if (k->clone_family) {
         uint64_t old;
-        sc4(SYS_rt_sigprocmask, SIG_SETMASK, &all_signals, &old, 8);
-        r = sc_clone_exit(k->nr, k->a[0], k->a[1], k->a[2], k->a[3], k->a[4]);
-        sc4(SYS_rt_sigprocmask, SIG_SETMASK, &old, 0, 8);
+        raw_syscall4(SYS_rt_sigprocmask, SIG_SETMASK, &all_signals, &old, 8);
+        r = raw_clone_exit(k->nr, k->a[0], k->a[1], k->a[2], k->a[3], k->a[4]);
+        raw_syscall4(SYS_rt_sigprocmask, SIG_SETMASK, &old, 0, 8);
     } else if (k->nr == SYS_arch_prctl && k->a[0] == 0x1002) {
         /* The FS base: set, then put back at once. */
         uintptr_t fs;
-        sc2(SYS_arch_prctl, 0x1003, &fs);
-        r = sc2(SYS_arch_prctl, 0x1002, k->a[1]);
-        sc2(SYS_arch_prctl, 0x1002, fs);
+        raw_syscall2(SYS_arch_prctl, 0x1003, &fs);
+        r = raw_syscall2(SYS_arch_prctl, 0x1002, k->a[1]);
+        raw_syscall2(SYS_arch_prctl, 0x1002, fs);
     } else {
-        r = sc6(k->nr, k->a[0], k->a[1], k->a[2], k->a[3], k->a[4], k->a[5]);
+        r = raw_syscall6(k->nr, k->a[0], k->a[1], k->a[2], k->a[3], k->a[4], k->a[5]);
         if (k->nr == SYS_brk && !c->chaos)
-            sc1(SYS_brk, brk_floor);
+            raw_syscall1(SYS_brk, brk_floor);
     }
     if (k->nr == SYS_chdir || k->nr == SYS_fchdir) {
         /* A safety net for the host: the working directory must stay in the private tree
          * (relative names are what the mutating calls use). */
         char cwd[512];
-        long n = sc2(SYS_getcwd, cwd, sizeof cwd);
+        long n = raw_syscall2(SYS_getcwd, cwd, sizeof cwd);
         size_t plen = strlen(priv_dir);
         if (n < 0 || strncmp(cwd, priv_dir, plen) != 0 || (cwd[plen] != 0 && cwd[plen] != '/')) {
-            if (sc1(SYS_chdir, priv_dir) != 0 || c->chaos)
-                sc1(SYS_exit_group, 3);
+            if (raw_syscall1(SYS_chdir, priv_dir) != 0 || c->chaos)
+                raw_syscall1(SYS_exit_group, 3);
             if (n >= 0) {
                 report("FAIL fuzz thread %d: syscall %ld(%#lx) took the cwd to %s\n", c->index,
                        k->nr, k->a[0], cwd);
@@ -1945,11 +1905,11 @@ static void chaos_extra(struct ctx *c)
         return;
     switch (pick) {
     case 0: /* unmap or protect some of our own memory */
-        sc3(SYS_mprotect, ((uintptr_t)&local & ~0xffful) - below(&c->r, 8) * PAGE, PAGE,
+        raw_syscall3(SYS_mprotect, ((uintptr_t)&local & ~0xffful) - below(&c->r, 8) * PAGE, PAGE,
             below(&c->r, 8));
         break;
     case 1:
-        sc2(SYS_munmap, ((uintptr_t)&global_word & ~0xffful) + (below(&c->r, 16) - 8) * PAGE,
+        raw_syscall2(SYS_munmap, ((uintptr_t)&global_word & ~0xffful) + (below(&c->r, 16) - 8) * PAGE,
             PAGE * below(&c->r, 4));
         break;
     case 2: /* a garbage signal frame */
@@ -1964,45 +1924,45 @@ static void chaos_extra(struct ctx *c)
     case 3: /* rseq on garbage */
         for (int i = 0; i < 32; i++)
             scratch[12288 + i] = (uint8_t)next(&c->r);
-        sc4(334, scratch + 12288, 32, 0, RSEQ_SIG);
+        raw_syscall4(334, scratch + 12288, 32, 0, RSEQ_SIG);
         break;
     case 4: /* any signal to ourselves (not to our process group: that is the fuzz process's) */
-        sc2(SYS_kill, sc0(SYS_getpid), below(&c->r, 66));
+        raw_syscall2(SYS_kill, raw_syscall0(SYS_getpid), below(&c->r, 66));
         break;
     case 5:
-        sc3(SYS_setresuid, small_int(c), small_int(c), small_int(c));
+        raw_syscall3(SYS_setresuid, small_int(c), small_int(c), small_int(c));
         break;
     case 6: {
         struct rlimit rl = {below(&c->r, 1 << 20), below(&c->r, 1 << 21)};
-        sc4(SYS_prlimit64, 0, below(&c->r, 16), &rl, 0);
+        raw_syscall4(SYS_prlimit64, 0, below(&c->r, 16), &rl, 0);
         break;
     }
     case 7:
-        sc1(SYS_set_tid_address, buf_ptr(c));
+        raw_syscall1(SYS_set_tid_address, buf_ptr(c));
         break;
     case 8:
-        sc2(SYS_arch_prctl, 0x1002, next(&c->r));
+        raw_syscall2(SYS_arch_prctl, 0x1002, next(&c->r));
         break;
     case 9:
-        sc1(SYS_brk, next(&c->r) & 0x7fffffffffff);
+        raw_syscall1(SYS_brk, next(&c->r) & 0x7fffffffffff);
         break;
     case 10: { /* clone with a garbage stack */
         uint64_t old;
-        sc4(SYS_rt_sigprocmask, SIG_SETMASK, &all_signals, &old, 8);
-        sc_clone_exit(SYS_clone, CLONE_VM | SIGCHLD, (long)next(&c->r), 0, 0, 0);
-        sc4(SYS_rt_sigprocmask, SIG_SETMASK, &old, 0, 8);
+        raw_syscall4(SYS_rt_sigprocmask, SIG_SETMASK, &all_signals, &old, 8);
+        raw_clone_exit(SYS_clone, CLONE_VM | SIGCHLD, (long)next(&c->r), 0, 0, 0);
+        raw_syscall4(SYS_rt_sigprocmask, SIG_SETMASK, &old, 0, 8);
         break;
     }
     case 11:
-        sc1(below(&c->r, 2) ? SYS_exit_group : SYS_exit, below(&c->r, 256));
+        raw_syscall1(below(&c->r, 2) ? SYS_exit_group : SYS_exit, below(&c->r, 256));
         break;
     case 12: /* a real-looking but bad rseq_cs on a registered area of scratch */
         memset(scratch + 16384, 0, 32);
         *(uint64_t *)(scratch + 16384 + 8) = buf_ptr(c);
-        sc4(334, scratch + 16384, 32, 0, RSEQ_SIG);
+        raw_syscall4(334, scratch + 16384, 32, 0, RSEQ_SIG);
         break;
     default:
-        sc3(SYS_mremap, ((uintptr_t)&local & ~0xffful), PAGE, PAGE * below(&c->r, 4));
+        raw_syscall3(SYS_mremap, ((uintptr_t)&local & ~0xffful), PAGE, PAGE * below(&c->r, 4));
         break;
     }
 }
@@ -2012,9 +1972,9 @@ static void chaos_child(uint64_t seed, int index)
     /* The saved stdout and the private directory are not the children's to touch; "self" is
      * now this child (its pointers may name its own memory, which is also the fuzz process's:
      * process_vm_writev or prlimit64 on the fuzz process would reach it). */
-    sc1(SYS_close, SAVED_FD);
-    sc1(SYS_close, DIR_FD);
-    fuzz_pid = (pid_t)sc0(SYS_getpid);
+    raw_syscall1(SYS_close, SAVED_FD);
+    raw_syscall1(SYS_close, DIR_FD);
+    fuzz_pid = (pid_t)raw_syscall0(SYS_getpid);
     for (int t = 0; t < MAX_THREADS; t++)
         thread_tids[t] = fuzz_pid;
     struct ctx c;
@@ -2027,11 +1987,11 @@ static void chaos_child(uint64_t seed, int index)
     static uint8_t alt[ALTSTACK_SIZE] __attribute__((aligned(64)));
     c.priv = priv, c.clone_stack = stack, c.altstack = alt;
     struct timespec t0;
-    sc2(SYS_clock_gettime, CLOCK_MONOTONIC, &t0);
+    raw_syscall2(SYS_clock_gettime, CLOCK_MONOTONIC, &t0);
     for (long i = 0;; i++) {
         if ((i & 63) == 0) {
             struct timespec t;
-            sc2(SYS_clock_gettime, CLOCK_MONOTONIC, &t);
+            raw_syscall2(SYS_clock_gettime, CLOCK_MONOTONIC, &t);
             if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 >
                 CHAOS_LIFETIME_MS)
                 break;
@@ -2048,7 +2008,7 @@ static void chaos_child(uint64_t seed, int index)
             k.a[0] = (long)(buf_ptr(&c) & ~0xffful);
         do_call(&c, &k);
     }
-    sc1(SYS_exit_group, 0);
+    raw_syscall1(SYS_exit_group, 0);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -2059,17 +2019,17 @@ static uint64_t g_seed;
 static void *fuzz_thread(void *arg)
 {
     struct ctx *c = arg;
-    thread_tids[c->index] = (pid_t)sc0(SYS_gettid);
+    thread_tids[c->index] = (pid_t)raw_syscall0(SYS_gettid);
     while (!go)
         sched_yield();
     if (have_ktls)
-        sc4(334, tls_area, 128, RSEQ_FLAG_KTLS, RSEQ_SIG); /* the process's offset is set */
+        raw_syscall4(334, tls_area, 128, RSEQ_FLAG_KTLS, RSEQ_SIG); /* the process's offset is set */
     while (!stop && (max_calls < 0 || c->slot->calls < max_calls)) {
         struct call k;
         gen_call(c, &k);
         do_call(c, &k);
         if ((c->slot->calls & 4095) == 0 && c->index == 0)
-            sc3(436, 3, 63, 0); /* close_range: keep the fd table from filling up for good */
+            raw_syscall3(436, 3, 63, 0); /* close_range: keep the fd table from filling up for good */
     }
     ring_drain(c);
     c->slot->done = 1;
@@ -2109,7 +2069,7 @@ static void report_stuck(int t, double idle)
 static void on_crash(int sig, siginfo_t *si, void *ucv)
 {
     ucontext_t *uc = ucv;
-    long tid = sc0(SYS_gettid);
+    long tid = raw_syscall0(SYS_gettid);
     int me = -1;
     for (int t = 0; t < nthreads; t++)
         if (thread_tids[t] == tid)
@@ -2124,7 +2084,7 @@ static void on_crash(int sig, siginfo_t *si, void *ucv)
                sl->args[4], sl->args[5]);
     }
     signal(sig, SIG_DFL);
-    sc2(SYS_tkill, tid, sig);
+    raw_syscall2(SYS_tkill, tid, sig);
 }
 
 static void *map_or_die(size_t len, int prot)
@@ -2155,7 +2115,7 @@ static int fuzz_process(double seconds, uint64_t seed, int threads)
     for (size_t i = 0; i < sizeof FUZZ_SIGS / sizeof FUZZ_SIGS[0]; i++) {
         struct k_sigaction sa = {(uintptr_t)on_fuzz_signal, 0x04000000 | SA_RESTART,
                                  (uintptr_t)fuzz_restorer, 0};
-        sc4(SYS_rt_sigaction, FUZZ_SIGS[i], &sa, 0, 8);
+        raw_syscall4(SYS_rt_sigaction, FUZZ_SIGS[i], &sa, 0, 8);
     }
     sigfillset(&all_signals);
     static const int CRASHES[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS};
@@ -2187,7 +2147,7 @@ static int fuzz_process(double seconds, uint64_t seed, int threads)
     /* The first KTLS registration fixes the offset for the whole process: do it while we are
      * still one thread, from our TLS block, so threads can register theirs. */
     if (have_ktls)
-        sc4(334, tls_area, 128, RSEQ_FLAG_KTLS, RSEQ_SIG);
+        raw_syscall4(334, tls_area, 128, RSEQ_FLAG_KTLS, RSEQ_SIG);
 
     /* Stdout and stdin away from the fuzzing (the real stdout stays at SAVED_FD). */
     int null = open("/dev/null", O_RDWR);
@@ -2218,7 +2178,7 @@ static int fuzz_process(double seconds, uint64_t seed, int threads)
         }
     }
 
-    brk_floor = (uintptr_t)sc1(SYS_brk, 0);
+    brk_floor = (uintptr_t)raw_syscall1(SYS_brk, 0);
     if (trace)
         report("arena %p scratch %p\n", (void *)arena, (void *)scratch);
     go = 1;

@@ -10,6 +10,8 @@
 #define KTLS_TEST_H
 
 #define _GNU_SOURCE
+#include "raw_syscall.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -62,30 +64,6 @@ static void check(int cond, const char *what, const char *fmt, ...)
         check(ktls_r == ktls_w, (what), "got %ld, want %ld (line %d)", ktls_r, ktls_w,         \
               __LINE__);                                                                       \
     } while (0)
-
-/*
- * A raw `syscall` instruction: returns the kernel's RAX (-errno on failure) and never touches
- * errno, %fs or the libc wrappers (some of which would fault in user space on a bad pointer).
- */
-static inline __attribute__((always_inline)) long raw_syscall6(long nr, long a1, long a2, long a3,
-                                                               long a4, long a5, long a6)
-{
-    long ret;
-    register long r10 __asm__("r10") = a4;
-    register long r8 __asm__("r8") = a5;
-    register long r9 __asm__("r9") = a6;
-    __asm__ volatile("syscall"
-                     : "=a"(ret)
-                     : "a"(nr), "D"(a1), "S"(a2), "d"(a3), "r"(r10), "r"(r8), "r"(r9)
-                     : "rcx", "r11", "memory");
-    return ret;
-}
-#define raw_syscall0(n) raw_syscall6((n), 0, 0, 0, 0, 0, 0)
-#define raw_syscall1(n, a) raw_syscall6((n), (long)(a), 0, 0, 0, 0, 0)
-#define raw_syscall2(n, a, b) raw_syscall6((n), (long)(a), (long)(b), 0, 0, 0, 0)
-#define raw_syscall3(n, a, b, c) raw_syscall6((n), (long)(a), (long)(b), (long)(c), 0, 0, 0)
-#define raw_syscall4(n, a, b, c, d)                                                            \
-    raw_syscall6((n), (long)(a), (long)(b), (long)(c), (long)(d), 0, 0)
 
 /* Prints the summary line and returns the exit status for main. */
 static int finish(void)

@@ -333,7 +333,7 @@ pub fn check_elf_kind(path: &Path, want_pie: bool) -> Result<(), String> {
 }
 
 /// Builds `tests/programs/<name>.c` with `tc` into `target/guest/tests/<name>-<toolchain>`,
-/// unless the binary is newer than the source, the shared header and this harness. `Err` if
+/// unless the binary is newer than the source, the shared headers and this harness. `Err` if
 /// the toolchain is missing (the caller skips) or the build fails (the caller fails).
 pub fn build_c(name: &str, tc: Toolchain) -> Result<PathBuf, BuildError> {
     tc.available()?;
@@ -342,6 +342,7 @@ pub fn build_c(name: &str, tc: Toolchain) -> Result<PathBuf, BuildError> {
     let inputs = [
         src.clone(),
         programs_dir().join("ktls_test.h"),
+        programs_dir().join("raw_syscall.h"),
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("src")
             .join("lib.rs"),

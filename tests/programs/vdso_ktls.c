@@ -15,7 +15,7 @@
  * glibc's own rseq registration must be off (GLIBC_TUNABLES=glibc.pthread.rseq=0) so that the
  * program can register its KTLS area.
  */
-#include "ktls_test.h"
+#include "rseq_util.h"
 
 #include <elf.h>
 #include <pthread.h>
@@ -27,42 +27,11 @@
 #include <time.h>
 #include <unistd.h>
 
-/* spec/ktls.md, section 14. */
-#define AT_KTLS_FEATURE_SIZE 0x4b544c01
-#define AT_KTLS_ALIGN 0x4b544c02
-#define RSEQ_FLAG_KTLS 0x10000
-#define RSEQ_FLAG_UNREGISTER 0x1
-#define RSEQ_SIG 0x53053053
-#define KTLS_ALIGN 64
 #define ARCH_SET_FS 0x1002
 #define ARCH_GET_FS 0x1003
 #ifndef SYS_rseq
 #define SYS_rseq 334
 #endif
-
-struct ktls_area {
-    uint32_t cpu_id_start;
-    uint32_t cpu_id;
-    uint64_t rseq_cs;
-    uint32_t flags;
-    uint32_t node_id;
-    uint32_t mm_cid;
-    uint32_t slice_ctrl;
-    uint8_t rseq_reserved[32];
-    uint32_t ktls_live;
-    uint32_t tid;
-    uint32_t pid;
-    uint32_t uid;
-    uint32_t euid;
-    uint32_t gid;
-    uint32_t egid;
-    uint32_t sig_defer;
-    uint32_t sig_pending;
-} __attribute__((aligned(KTLS_ALIGN)));
-
-_Static_assert(offsetof(struct ktls_area, ktls_live) == 64, "layout");
-_Static_assert(offsetof(struct ktls_area, uid) == 76, "layout");
-_Static_assert(sizeof(struct ktls_area) == 128, "layout");
 
 /* Each thread's KTLS area, in its static TLS block, zeroed by the libc. */
 static __thread struct ktls_area area;

@@ -6,7 +6,8 @@
 
 use ktls_runner::{run_captured, Input, Outcome, RunConfig};
 use ktls_tests::{
-    all_ok, c_case, identical, native_only, per_toolchain, Case, Toolchain, GUEST_TIMEOUT,
+    all_ok, c_case, c_case_including, identical, native_only, per_toolchain, Case, Toolchain,
+    GUEST_TIMEOUT,
 };
 use std::path::PathBuf;
 
@@ -123,7 +124,7 @@ const KTLS_LINES: &[&str] = &[
 
 /// vdso_ktls with `kernel_args`, expecting the KTLS lines and `level_line`.
 fn vdso_ktls(tc: Toolchain, kernel_args: &[&str], level_line: &str) {
-    let Some(mut case) = c_case("vdso_ktls", tc) else {
+    let Some(mut case) = c_case_including("vdso_ktls", tc, &["rseq_util.h"]) else {
         return;
     };
     // The program registers its own area: glibc must not register rseq first.

@@ -250,35 +250,10 @@ static i64 register_area(void)
 	return 0;
 }
 
-/* ---- timed loops ----
- * rbx counts down, r12 holds the loop's argument, r14 the start TSC. Everything a function
- * call or a syscall may clobber is declared clobbered. */
+/* ---- timed loops ---- */
 
-#define TSC_TO_RAX "rdtsc\n shl $32, %%rdx\n or %%rdx, %%rax\n"
-#define XMM_CLOBBERS                                                                          \
-	"xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", \
-		"xmm11", "xmm12", "xmm13", "xmm14", "xmm15"
-
-#define DEFINE_LOOP(fname, body)                                                            \
-	static u64 fname(u64 n, u64 arg)                                                    \
-	{                                                                                   \
-		u64 d;                                                                      \
-		__asm__ volatile("mov %[arg], %%r12\n"                                     \
-				 "mov %%rsp, %%r13\n and $-16, %%rsp\n" TSC_TO_RAX        \
-				 "mov %%rax, %%r14\n"                                       \
-				 /* syscall arguments: 0 (getcpu writes through them) */     \
-				 "xor %%edi, %%edi\n xor %%esi, %%esi\n xor %%edx, %%edx\n"     \
-				 "xor %%r8d, %%r8d\n xor %%r9d, %%r9d\n xor %%r10d, %%r10d\n"   \
-				 ".p2align 4\n"                                             \
-				 "1:\n" body "\n"                                           \
-				 "dec %%rbx\n jnz 1b\n" TSC_TO_RAX "sub %%r14, %%rax\n"     \
-				 "mov %%r13, %%rsp\n"                                       \
-				 : "=a"(d), "+b"(n)                                         \
-				 : [arg] "m"(arg)                                           \
-				 : "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", \
-				   "r13", "r14", "memory", "cc", XMM_CLOBBERS);             \
-		return d;                                                                   \
-	}
+#define LOOP_FENCE ""
+#include "timed_loop.h"
 
 DEFINE_LOOP(loop_base, "")
 DEFINE_LOOP(loop_tls, "mov %%fs:plain_tls@tpoff, %%eax")
@@ -294,11 +269,6 @@ DEFINE_LOOP(loop_set_fs, "mov $158, %%eax\n mov $0x1002, %%edi\n mov %%fs:0, %%r
 DEFINE_LOOP(loop_wrfsbase, "mov %%fs:0, %%rsi\n wrfsbase %%rsi")
 DEFINE_LOOP(loop_touch, "movb $1, (%%r12)\n add $4096, %%r12")
 
-typedef u64 (*loop_fn)(u64 n, u64 arg);
-
-/* The floor of any vDSO call: a call to a bare `ret`. */
-void ret_stub(void);
-__asm__(".text\n.globl ret_stub\nret_stub:\n ret\n");
 
 static u64 rdtsc(void)
 {

@@ -61,32 +61,8 @@ __thread struct ktls_area ktls_area;
 __thread uint32_t plain_tls;
 long ktls_off;
 
-#define TSC_TO_RAX "rdtsc\n shl $32, %%rdx\n or %%rdx, %%rax\n"
-#define XMM_CLOBBERS                                                                          \
-	"xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", \
-		"xmm11", "xmm12", "xmm13", "xmm14", "xmm15"
-
-/* Runs the loop; returns the TSC ticks (lfence before each rdtsc). */
-#define DEFINE_LOOP(fname, body)                                                            \
-	static u64 fname(u64 n, u64 arg)                                                    \
-	{                                                                                   \
-		u64 d;                                                                      \
-		__asm__ volatile("mov %[arg], %%r12\n"                                     \
-				 "mov %%rsp, %%r13\n and $-16, %%rsp\n lfence\n" TSC_TO_RAX \
-				 "mov %%rax, %%r14\n"                                       \
-				 /* syscall arguments: 0 (getcpu writes through them) */     \
-				 "xor %%edi, %%edi\n xor %%esi, %%esi\n xor %%edx, %%edx\n"     \
-				 "xor %%r8d, %%r8d\n xor %%r9d, %%r9d\n xor %%r10d, %%r10d\n"   \
-				 ".p2align 4\n"                                             \
-				 "1:\n" body "\n"                                           \
-				 "dec %%rbx\n jnz 1b\n lfence\n" TSC_TO_RAX                 \
-				 "sub %%r14, %%rax\n mov %%r13, %%rsp\n"                   \
-				 : "=a"(d), "+b"(n)                                         \
-				 : [arg] "m"(arg)                                           \
-				 : "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", \
-				   "r13", "r14", "memory", "cc", XMM_CLOBBERS);             \
-		return d;                                                                   \
-	}
+#define LOOP_FENCE "lfence\n"
+#include "timed_loop.h"
 
 DEFINE_LOOP(loop_base, "")
 DEFINE_LOOP(loop_tls, "mov %%fs:plain_tls@tpoff, %%eax")
@@ -101,11 +77,6 @@ DEFINE_LOOP(loop_clock, "sub $32, %%rsp\n mov $1, %%edi\n mov %%rsp, %%rsi\n cal
 			"add $32, %%rsp")
 DEFINE_LOOP(loop_syscall, "mov %%r12, %%rax\n syscall")
 
-typedef u64 (*loop_fn)(u64 n, u64 arg);
-
-/* The floor of any vDSO call: a call to a bare `ret`. */
-void ret_stub(void);
-__asm__(".text\n.globl ret_stub\nret_stub:\n ret\n");
 
 static u64 now_ns(void)
 {

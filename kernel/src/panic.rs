@@ -2,9 +2,8 @@
 //! `@ktls end` (message, registers, a frame-pointer backtrace), then QEMU exits with the panic
 //! status (spec/boot-protocol.md). The runner symbolizes the backtrace addresses.
 
-use crate::arch::boot::{KERNEL_VMA, PHYS_OFFSET};
-use crate::arch::cpu;
 use crate::arch::entry::TrapFrame;
+use crate::arch::{backtrace, cpu};
 use crate::log::write_unlocked as w;
 use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -39,10 +38,7 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
             loc.column()
         ));
     }
-    let rbp: u64;
-    // SAFETY: reads the frame pointer register; no memory access.
-    unsafe { core::arch::asm!("mov {}, rbp", out(reg) rbp, options(nomem, nostack)) };
-    backtrace(rbp);
+    write_backtrace(None, backtrace::frame_pointer());
     end()
 }
 
@@ -80,29 +76,19 @@ pub fn fault_report(what: &str, f: &TrapFrame, cr2: Option<u64>) -> ! {
         cpu::read_cr3(),
         cpu::cr4()
     ));
-    w(format_args!("backtrace:\n  #0 {:#018x}\n", f.rip));
-    backtrace(f.rbp);
+    write_backtrace(Some(f.rip), f.rbp);
     end()
 }
 
-/// Walks saved frame pointers, stopping at anything that does not look like a kernel stack
-/// frame (so a corrupt chain cannot fault the report).
-fn backtrace(mut rbp: u64) {
-    for i in 1..32 {
-        let plausible = rbp.is_multiple_of(8) && (PHYS_OFFSET..u64::MAX - 16).contains(&rbp);
-        if !plausible {
-            break;
-        }
-        // SAFETY: rbp is an aligned kernel address (direct map or kernel image, where every
-        // kernel stack lives); a frame record is two words.
-        let (next, ret) = unsafe { (*(rbp as *const u64), *((rbp + 8) as *const u64)) };
-        if ret < KERNEL_VMA {
-            break;
-        }
-        w(format_args!("  #{i} {ret:#018x}\n"));
-        if next <= rbp {
-            break;
-        }
-        rbp = next;
+/// Writes `backtrace:` and its frames: `#0` the interrupted instruction `rip` (if given),
+/// `#1` and up the return addresses of the frame chain at `rbp` (the spec's format, which the
+/// runner symbolizes). Also used by the hang report.
+pub fn write_backtrace(rip: Option<u64>, rbp: u64) {
+    w(format_args!("backtrace:\n"));
+    if let Some(rip) = rip {
+        w(format_args!("  #0 {rip:#018x}\n"));
+    }
+    for (i, ret) in backtrace::return_addresses(rbp).enumerate() {
+        w(format_args!("  #{} {ret:#018x}\n", i + 1));
     }
 }

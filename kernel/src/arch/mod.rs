@@ -4,6 +4,7 @@
 
 pub mod acpi;
 pub mod apic;
+pub mod backtrace;
 pub mod boot;
 pub mod cpu;
 pub mod entry;

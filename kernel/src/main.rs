@@ -17,6 +17,7 @@ mod console;
 mod exec;
 mod fs;
 mod futex;
+mod hang;
 mod mm;
 mod panic;
 mod pidfd;

@@ -475,6 +475,15 @@ pub fn find_thread(tid: u32) -> Option<Arc<Thread>> {
     THREADS.lock().get(&tid).cloned()
 }
 
+/// Calls `f` on the live threads in tid order, at most `max` of them, and returns how many
+/// there are; `None`, without waiting, if the thread table's lock is held. For the hang
+/// report, which runs in an NMI: `f` must not take locks the interrupted code may hold.
+pub fn try_for_each_thread(max: usize, f: impl FnMut(&Thread)) -> Option<usize> {
+    let threads = THREADS.try_lock()?;
+    threads.values().take(max).map(|t| &**t).for_each(f);
+    Some(threads.len())
+}
+
 pub fn all_processes() -> Vec<Arc<Process>> {
     PROCESSES.lock().values().cloned().collect()
 }

@@ -537,6 +537,46 @@ pub fn cancel_block() {
     }
 }
 
+/// One CPU's scheduler state, as the hang report shows it (`try_for_each_cpu`).
+pub struct CpuView<'a> {
+    q: &'a CpuQueue,
+}
+
+impl<'a> CpuView<'a> {
+    pub fn current(&self) -> Option<&'a Thread> {
+        self.q.current.as_deref()
+    }
+
+    pub fn queued(&self) -> impl Iterator<Item = &'a Thread> {
+        self.q.queue.iter().map(|t| &**t)
+    }
+
+    pub fn halted(&self) -> bool {
+        self.q.halted
+    }
+}
+
+/// The threads sleeping until a deadline.
+pub struct Sleepers {
+    pub count: usize,
+    /// The earliest deadline (monotonic ns).
+    pub next_deadline_ns: Option<u64>,
+}
+
+/// Calls `f` with each online CPU's index and state, then returns the sleepers; `None`,
+/// without waiting, if the scheduler's lock is held. For the hang report, which runs in an
+/// NMI: `f` must not take locks the interrupted code may hold.
+pub fn try_for_each_cpu(mut f: impl FnMut(usize, CpuView)) -> Option<Sleepers> {
+    let s = SCHED.try_lock()?;
+    for (i, q) in s.cpus.iter().enumerate().filter(|(_, q)| q.online) {
+        f(i, CpuView { q });
+    }
+    Some(Sleepers {
+        count: s.sleepers.values().map(Vec::len).sum(),
+        next_deadline_ns: s.sleepers.keys().next().copied(),
+    })
+}
+
 /// Threads waiting for something, woken together.
 pub struct WaitQueue {
     waiters: Mutex<VecDeque<Arc<Thread>>>,

@@ -42,8 +42,9 @@ fn dispatch(frame: &mut TrapFrame) {
         }
         v if v == apic::SPURIOUS_VECTOR as u64 => {}
         2 => {
+            // Any other NMI is the runner asking what the kernel is doing (a timeout).
             if !crate::arch::tlb::handle_nmi() {
-                warn!("NMI at {:#x}", frame.rip);
+                crate::hang::on_nmi(frame);
             }
         }
         v if v < 32 => exception(frame),

@@ -11,6 +11,7 @@ const IOAPIC_PHYS: u64 = 0xfec0_0000;
 const REG_EOI: u64 = 0xb0;
 const REG_SVR: u64 = 0xf0;
 const REG_LVT_TIMER: u64 = 0x320;
+const REG_LVT_LINT1: u64 = 0x360;
 const REG_TIMER_INIT: u64 = 0x380;
 const REG_TIMER_CUR: u64 = 0x390;
 const REG_TIMER_DIV: u64 = 0x3e0;
@@ -168,6 +169,7 @@ pub fn init() {
     outb(0x21, 0xff);
     outb(0xa1, 0xff);
     lapic_write(REG_SVR, 0x100 | SPURIOUS_VECTOR as u32);
+    accept_external_nmi();
     let (tsc_hz, apic_hz) = calibrate(10);
     TSC_HZ.store(tsc_hz, Relaxed);
     let period = (apic_hz / HZ).clamp(1000, u32::MAX as u64) as u32;
@@ -179,7 +181,15 @@ pub fn init() {
 /// Enables this CPU's local APIC and its periodic timer with the boot CPU's calibration.
 pub fn init_secondary() {
     lapic_write(REG_SVR, 0x100 | SPURIOUS_VECTOR as u32);
+    accept_external_nmi();
     start_timer();
+}
+
+/// Unmasks LINT1 as an NMI on this CPU (Linux does it on the boot CPU only): under TCG,
+/// QEMU's `nmi` monitor command, which the runner sends on a timeout for the hang report,
+/// raises LINT1 on every CPU and is dropped where LINT1 is masked.
+fn accept_external_nmi() {
+    lapic_write(REG_LVT_LINT1, DELIVERY_NMI);
 }
 
 fn start_timer() {

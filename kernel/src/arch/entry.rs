@@ -72,6 +72,37 @@ impl TrapFrame {
     }
 }
 
+/// How a thread last entered the kernel from user space, read from the TrapFrame at the top
+/// of its kernel stack (where every entry from ring 3 saves one), for the hang report.
+#[derive(Clone, Copy, Debug)]
+pub enum LastEntry {
+    /// SYSCALL with this number (the frame's orig RAX).
+    Syscall(u64),
+    /// An interrupt or exception with this vector.
+    Trap(u64),
+}
+
+/// The last entry from user space of the thread whose kernel stack ends at
+/// `kernel_stack_top`. While the thread runs in user space this is a past entry; while it is
+/// in the kernel (blocked, queued, or running kernel code) it is the current one.
+pub fn last_entry(kernel_stack_top: u64) -> LastEntry {
+    let frame = (kernel_stack_top - core::mem::size_of::<TrapFrame>() as u64) as *const TrapFrame;
+    // SAFETY: the frame lies inside the thread's kernel stack, which the caller's reference to
+    // the thread keeps allocated; its owner may be writing it meanwhile, so the two aligned
+    // words are read with volatile loads and only shown.
+    let (vector, orig_rax) = unsafe {
+        (
+            core::ptr::addr_of!((*frame).vector).read_volatile(),
+            core::ptr::addr_of!((*frame).error_code).read_volatile(),
+        )
+    };
+    if vector == SYSCALL_VECTOR {
+        LastEntry::Syscall(orig_rax)
+    } else {
+        LastEntry::Trap(vector)
+    }
+}
+
 global_asm!(
     r#"
     .macro PUSH_REGS

@@ -127,6 +127,10 @@ impl PerCpu {
         unsafe { (*tss).privilege_stack_table[0] = x86_64::VirtAddr::new(top) };
     }
 
+    pub fn need_resched(&self) -> bool {
+        self.need_resched.load(Relaxed)
+    }
+
     pub fn set_need_resched(&self, v: bool) {
         self.need_resched.store(v, Relaxed);
     }

@@ -60,7 +60,9 @@ pub fn console_input_arrived() {
 }
 
 /// Runs `op` until it stops saying EAGAIN, sleeping until `file` is ready for `want` in
-/// between (unless the file is O_NONBLOCK). A signal ends the wait with ERESTARTSYS.
+/// between (unless the file is O_NONBLOCK). A signal ends the wait with ERESTARTSYS. The
+/// caller is the wait site the hang report shows.
+#[track_caller]
 pub fn blocking<T>(
     file: &OpenFile,
     want: PollEvents,

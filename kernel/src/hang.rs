@@ -14,7 +14,7 @@ use crate::arch::entry::{self, LastEntry, TrapFrame};
 use crate::arch::percpu;
 use crate::log::write_unlocked as w;
 use crate::process::{self, Thread};
-use crate::sched::{self, MAX_CPUS};
+use crate::sched::{self, State, MAX_CPUS};
 use crate::time::monotonic_ns;
 use core::sync::atomic::{
     AtomicBool, AtomicU32,
@@ -242,6 +242,19 @@ fn write_thread(t: &Thread) {
             w(format_args!("syscall={nr}({name})"));
         }
         LastEntry::Trap(v) => w(format_args!("trap={v}")),
+    }
+    if let Some(site) = t.wait_site.get() {
+        let key = if state == State::Blocked {
+            "wait"
+        } else {
+            "last_wait"
+        };
+        w(format_args!(
+            " {key}={}:{}:{}",
+            site.file(),
+            site.line(),
+            site.column()
+        ));
     }
     w(format_args!("\n"));
 }

@@ -133,6 +133,8 @@ pub struct Thread {
     pub return_work: AtomicBool,
     /// Set by FUTEX_WAKE when it takes this thread off a futex queue.
     pub futex_woken: AtomicBool,
+    /// Where it last blocked (for the hang report).
+    pub wait_site: sched::WaitSite,
     /// The thread's name (PR_SET_NAME; the executable's base name at start).
     pub comm: Mutex<Vec<u8>>,
     /// CPU time used up to the last switch-out, and when the thread last got its CPU (ns).
@@ -159,6 +161,7 @@ impl VforkDone {
 
     /// Waits until the child is done, or the caller is being killed (Linux's killable wait:
     /// a fatal signal or a group exit ends it, other signals do not).
+    #[track_caller]
     pub fn wait(&self) {
         let t = current();
         let _ = self.queue.wait(false, || {
@@ -346,6 +349,7 @@ impl Thread {
             // A new thread looks once, whatever it inherited or missed while being made.
             return_work: AtomicBool::new(true),
             futex_woken: AtomicBool::new(false),
+            wait_site: sched::WaitSite::new(),
             comm: Mutex::new(Vec::new()),
             cpu_ns: AtomicU64::new(0),
             running_since: AtomicU64::new(crate::time::monotonic_ns()),

@@ -19,6 +19,8 @@ use crate::process::{self, Thread};
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::panic::Location;
+use core::sync::atomic::AtomicPtr;
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use spin::Mutex;
 
@@ -475,8 +477,39 @@ pub fn idle_loop() -> ! {
     }
 }
 
+/// Where a thread last blocked, for the hang report: the source location of the blocking
+/// call. The blocking primitives are `#[track_caller]` (and so are the helpers that wrap
+/// them, such as `fs::blocking`), so this is the kernel code that decided to wait; one store
+/// per block, nothing on paths that do not block.
+pub struct WaitSite(AtomicPtr<Location<'static>>);
+
+impl WaitSite {
+    pub const fn new() -> Self {
+        WaitSite(AtomicPtr::new(core::ptr::null_mut()))
+    }
+
+    fn set(&self, site: &'static Location<'static>) {
+        self.0
+            .store(site as *const Location as *mut Location, Relaxed);
+    }
+
+    pub fn get(&self) -> Option<&'static Location<'static>> {
+        let p = self.0.load(Relaxed);
+        // SAFETY: the pointer is null or was made by `set` from a `&'static Location`, which
+        // lives forever and is never written through.
+        unsafe { p.as_ref() }
+    }
+}
+
+impl Default for WaitSite {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Blocks the current thread until `deadline_ns` (monotonic) or until woken earlier. Signals
 /// do not end it early: for short polling sleeps whose caller looks at signals itself.
+#[track_caller]
 pub fn sleep_until(deadline_ns: u64) {
     sleep_unless(Some(deadline_ns), || false);
 }
@@ -485,6 +518,7 @@ pub fn sleep_until(deadline_ns: u64) {
 /// or not at all if `interrupt` (such as "a signal is pending") already holds once the
 /// thread is marked Blocked. A signal's sender wakes only threads it sees Blocked, so
 /// checking before the mark alone could sleep through a signal sent in between.
+#[track_caller]
 pub fn sleep_unless(deadline_ns: Option<u64>, interrupt: impl FnOnce() -> bool) {
     process::current().set_state(State::Blocked);
     block_unless(deadline_ns, interrupt);
@@ -493,6 +527,7 @@ pub fn sleep_unless(deadline_ns: Option<u64>, interrupt: impl FnOnce() -> bool) 
 /// `block_current`, unless `interrupt` holds: the caller has marked the thread Blocked (and
 /// put it where its waker will find it); `interrupt` looks at the wake conditions that have
 /// no waker of their own, signals above all (Linux's signal_pending_state in `__schedule`).
+#[track_caller]
 pub fn block_unless(deadline_ns: Option<u64>, interrupt: impl FnOnce() -> bool) {
     // The Blocked mark is visible before `interrupt` looks: pairs with the fence in `wake`.
     core::sync::atomic::fence(SeqCst);
@@ -505,8 +540,10 @@ pub fn block_unless(deadline_ns: Option<u64>, interrupt: impl FnOnce() -> bool) 
 
 /// Switches away from the current thread, which the caller has already set Blocked (after
 /// putting it where a waker will find it); returns when it is woken, or at `deadline_ns`.
+#[track_caller]
 pub fn block_current(deadline_ns: Option<u64>) {
     let t = process::current_arc();
+    t.wait_site.set(Location::caller());
     if let Some(d) = deadline_ns {
         with_sched(|s| s.sleepers.entry(d).or_default().push(t.clone()));
     }
@@ -598,6 +635,7 @@ impl WaitQueue {
     /// Waits until `cond` yields a value, or (if `interruptible`) a signal is pending, which
     /// gives Err(()). `cond` is checked again after registering, so a wake-up between the
     /// check and the sleep is not lost.
+    #[track_caller]
     pub fn wait<T>(
         &self,
         interruptible: bool,

@@ -54,6 +54,7 @@ pub mod cli;
 pub mod console;
 pub mod host;
 pub mod initramfs;
+mod log_port;
 pub mod qemu;
 pub mod script;
 pub mod status;

@@ -44,7 +44,8 @@ OPTIONS:
                             directory and stdin, which is read fully first), print the ktls
                             run's output, then report on stderr how the runs differ in status,
                             stdout and stderr; exit 0 if status and stdout are the same, else 1
-    --timeout SECS          kill QEMU after SECS seconds (exit status 124)
+    --timeout SECS          after SECS seconds, ask the kernel for a hang report (an NMI) and
+                            print it, then kill QEMU (exit status 124)
     --kernel-arg WORD       add WORD to the kernel command line (e.g. loglevel=2, nofsgsbase);
                             repeatable
     --qemu-machine microvm|pc
@@ -65,7 +66,7 @@ SCRIPTS:
 EXIT STATUS:
     N       the program's exit status (128+N if signal N killed it)
     2       bad command-line usage
-    124     --timeout expired
+    124     --timeout expired (with the kernel's hang report on stderr)
     125     the kernel panicked, or QEMU ended without the program's exit (crash, triple fault)
     126     the runner failed: building the kernel, packing the initramfs or starting QEMU
     with --compare-host: 0 same, 1 different (124-126 as above when the ktls run fails)
@@ -524,14 +525,10 @@ pub fn report(o: &Outcome) {
                 let _ = writeln!(err, "  {l}");
             }
         }
-        let _ = writeln!(
-            err,
-            "ktls: panic report (kernel addresses symbolized by the runner from the kernel ELF):"
-        );
-        for l in p.lines() {
-            let _ = writeln!(err, "  {l}");
+        show_kernel_report(&mut err, "panic", p);
+        if let Some(h) = &o.hang_report {
+            show_kernel_report(&mut err, "hang", h);
         }
-        let _ = writeln!(err, "ktls: end of the panic report");
         return;
     }
     if let Some(m) = &o.message {
@@ -545,6 +542,21 @@ pub fn report(o: &Outcome) {
             }
         }
     }
+    if let Some(h) = &o.hang_report {
+        show_kernel_report(&mut err, "hang", h);
+    }
+}
+
+/// A panic or hang report, indented, between a header and a footer.
+fn show_kernel_report(err: &mut impl Write, what: &str, report: &str) {
+    let _ = writeln!(
+        err,
+        "ktls: {what} report (kernel addresses symbolized by the runner from the kernel ELF):"
+    );
+    for l in report.lines() {
+        let _ = writeln!(err, "  {l}");
+    }
+    let _ = writeln!(err, "ktls: end of the {what} report");
 }
 
 #[cfg(test)]

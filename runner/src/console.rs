@@ -46,10 +46,12 @@ pub enum LogLine<'a> {
     Strace(&'a str),
     /// `@ktls exit <status>` (the status text, not yet validated)
     Exit(&'a str),
-    /// `@ktls panic`
+    /// `@ktls panic`: a panic report follows.
     PanicStart,
-    /// `@ktls end`
-    PanicEnd,
+    /// `@ktls hang`: a hang report follows (the kernel's answer to an NMI).
+    HangStart,
+    /// `@ktls end`: the end of a panic or hang report.
+    ReportEnd,
     /// A line that starts with `@` but is none of the above.
     UnknownControl(&'a str),
     /// Anything else: the kernel's log.
@@ -81,11 +83,11 @@ pub fn classify(line: &str) -> LogLine<'_> {
         if rest == "exit" {
             return LogLine::Exit("");
         }
-        if rest == "panic" {
-            return LogLine::PanicStart;
-        }
-        if rest == "end" {
-            return LogLine::PanicEnd;
+        match rest {
+            "panic" => return LogLine::PanicStart,
+            "hang" => return LogLine::HangStart,
+            "end" => return LogLine::ReportEnd,
+            _ => {}
         }
     }
     LogLine::UnknownControl(line)
@@ -123,7 +125,13 @@ mod tests {
         assert_eq!(classify("@ktls exit 255"), LogLine::Exit("255"));
         assert_eq!(classify("@ktls exit"), LogLine::Exit(""));
         assert_eq!(classify("@ktls panic"), LogLine::PanicStart);
-        assert_eq!(classify("@ktls end"), LogLine::PanicEnd);
+        assert_eq!(classify("@ktls hang"), LogLine::HangStart);
+        assert_eq!(classify("@ktls hang\r"), LogLine::HangStart);
+        assert_eq!(classify("@ktls end"), LogLine::ReportEnd);
+        assert_eq!(
+            classify("@ktls hangs"),
+            LogLine::UnknownControl("@ktls hangs")
+        );
         assert_eq!(
             classify("@strace write(1, \"hi\", 2) = 2"),
             LogLine::Strace("write(1, \"hi\", 2) = 2")

@@ -96,7 +96,7 @@ pub fn run_host(
             stderr,
             timed_out: false,
         },
-        Waited::Killed(_) => HostOutcome {
+        Waited::Killed => HostOutcome {
             status: status::TIMEOUT,
             stdout,
             stderr,

@@ -25,19 +25,23 @@
 //!    directories, the [`RunConfig::adds`] and the boot request `/.ktls/{exe,argv,envp,cwd}`.
 //!    `argv[0]` is the program as given. The working directory is the host's one
 //!    ([`RunConfig::cwd`]) if that directory exists in the guest tree, else `/`.
-//! 3. QEMU starts with the spec's command line; its three serial ports connect to unix sockets
-//!    the runner listens on in a fresh temporary directory (removed afterwards).
+//! 3. QEMU starts with the spec's command line; its three serial ports and its monitor connect
+//!    to unix sockets the runner listens on in a fresh temporary directory (removed
+//!    afterwards).
 //! 4. COM1 output is the program's stdout, COM2 its stderr; COM3 carries the kernel log and the
-//!    control lines (`@ktls exit N`, `@ktls panic` ... `@ktls end`, `@strace ...`).
+//!    control lines (`@ktls exit N`, `@ktls panic` or `@ktls hang` ... `@ktls end`, `@strace ...`).
 //! 5. The run's status is the program's (from `@ktls exit N`), or 125 (kernel panic, QEMU died
-//!    without `@ktls exit`), or 124 (timeout). Failures of the runner itself (build, packing,
-//!    starting QEMU) are a [`RunError`] (status 126).
+//!    without `@ktls exit`), or 124 (timeout: before killing QEMU, the runner injects an NMI
+//!    through the monitor and collects the kernel's hang report, [`Outcome::hang_report`]).
+//!    Failures of the runner itself (build, packing, starting QEMU) are a [`RunError`]
+//!    (status 126).
 //!
 //! To run many programs, [`run_script`] runs them one after another in a single boot (through
 //! a small init, see [`script`]) and returns each one's status and output.
 //!
-//! A kernel panic report ([`Outcome::panic_report`]) comes with its kernel code addresses
-//! symbolized (`function+offset` and source lines, see [`symbolize`]).
+//! A kernel panic report ([`Outcome::panic_report`]) and a hang report
+//! ([`Outcome::hang_report`]) come with their kernel code addresses symbolized
+//! (`function+offset` and source lines, see [`symbolize`]).
 //!
 //! Every function here is safe to call from many threads at once: each run has its own
 //! temporary directory and sockets, and the kernel build happens once behind a lock.
@@ -55,6 +59,7 @@ pub mod console;
 pub mod host;
 pub mod initramfs;
 mod log_port;
+mod monitor;
 pub mod qemu;
 pub mod script;
 pub mod status;
@@ -102,7 +107,9 @@ pub struct RunConfig {
     pub kernel_args: Vec<String>,
     /// The program's console input.
     pub stdin: Input,
-    /// Kill QEMU after this long; the run then has status 124 and [`Outcome::timed_out`].
+    /// Kill QEMU after this long (after asking the kernel for its hang report, which adds up
+    /// to [`qemu::HANG_REPORT_WAIT`]); the run then has status 124, [`Outcome::timed_out`] and
+    /// normally [`Outcome::hang_report`].
     pub timeout: Option<Duration>,
     /// The QEMU machine type.
     pub machine: Machine,
@@ -248,6 +255,11 @@ pub struct Outcome {
     /// code addresses annotated by [`symbolize::annotate`] (`#N 0x... function+0xoff at
     /// file:line`; lines are only added to, never changed).
     pub panic_report: Option<String>,
+    /// After a timeout, the kernel's hang report (the lines between `@ktls hang` and `@ktls
+    /// end`: each CPU's interrupted code, the run queues, the thread table with each thread's
+    /// syscall and wait site), annotated as [`Outcome::panic_report`] is. `None` if the run
+    /// did not time out or the kernel did not answer (then [`Outcome::message`] says so).
+    pub hang_report: Option<String>,
     /// The run was killed because of [`RunConfig::timeout`].
     pub timed_out: bool,
     /// `@ktls boot` was seen.

@@ -3,16 +3,17 @@
 use crate::accel::{self, Accel, HostFacts};
 use crate::console;
 use crate::initramfs;
-use crate::log_port;
-use crate::status::{self, RunFacts};
-use crate::util::{self, TempDir, Waited};
+use crate::log_port::{self, LogEvents};
+use crate::monitor::{self, Monitor};
+use crate::status::{self, HangReport, RunFacts};
+use crate::util::{self, TempDir};
 use crate::{build, Input, Machine, Outcome, RunConfig, RunError};
 use std::ffi::{OsStr, OsString};
 use std::io::{LineWriter, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -22,6 +23,8 @@ use std::time::{Duration, Instant};
 pub const START_LIMIT: Duration = Duration::from_secs(60);
 /// How long QEMU may keep running after `@ktls exit` before the runner kills it.
 pub const EXIT_GRACE: Duration = Duration::from_secs(5);
+/// After a timeout, how long the runner waits for the kernel's hang report.
+pub const HANG_REPORT_WAIT: Duration = Duration::from_secs(3);
 
 /// The QEMU binary: `$KTLS_QEMU`, else `qemu-system-x86_64`.
 pub fn qemu_binary() -> OsString {
@@ -48,8 +51,9 @@ pub struct QemuSetup<'a> {
     pub kernel: &'a Path,
     pub initrd: &'a Path,
     pub append: &'a str,
-    /// The unix sockets of COM1 (console), COM2 (stderr) and COM3 (log), in that order.
-    pub sockets: [&'a Path; 3],
+    /// The unix sockets of COM1 (console), COM2 (stderr), COM3 (log) and the monitor, in that
+    /// order.
+    pub sockets: [&'a Path; 4],
 }
 
 /// QEMU's arguments, as in the spec's *Machine* section.
@@ -98,6 +102,10 @@ pub fn qemu_args(s: &QemuSetup) -> Vec<OsString> {
     push(&chardev("log", s.sockets[2]));
     push(&"-device");
     push(&"isa-serial,chardev=log,iobase=0x3e8,irq=5");
+    push(&"-chardev");
+    push(&chardev("mon", s.sockets[3]));
+    push(&"-mon");
+    push(&"chardev=mon,mode=readline");
     push(&"-device");
     push(&"isa-debug-exit,iobase=0xf4,iosize=4");
     a
@@ -175,7 +183,7 @@ pub(crate) fn run_assembly(
         None => None,
     };
 
-    let socket_paths: Vec<PathBuf> = ["con", "err", "log"]
+    let socket_paths: Vec<PathBuf> = ["con", "err", "log", "mon"]
         .iter()
         .map(|n| tmp.path().join(format!("{n}.sock")))
         .collect();
@@ -198,7 +206,12 @@ pub(crate) fn run_assembly(
         kernel: &kernel,
         initrd: &initrd,
         append: &append,
-        sockets: [&socket_paths[0], &socket_paths[1], &socket_paths[2]],
+        sockets: [
+            &socket_paths[0],
+            &socket_paths[1],
+            &socket_paths[2],
+            &socket_paths[3],
+        ],
     });
     qargs.extend(cfg.extra_qemu_args.iter().map(OsString::from));
     let started = Instant::now();
@@ -273,7 +286,8 @@ pub(crate) fn run_assembly(
             return Err(RunError::Io(format!("accepting QEMU's connections: {e}")));
         }
     };
-    let [con, err, log] = streams;
+    let [con, err, log, mon] = streams;
+    let mut monitor = Monitor::new(mon).map_err(io_err("duplicating the monitor socket"))?;
 
     // Console input: a detached thread (with `Input::Inherit` it may block on our stdin
     // forever; with bytes it ends when they are written or QEMU is gone).
@@ -285,15 +299,15 @@ pub(crate) fn run_assembly(
 
     let stdout_t = pump(con, streaming.then(|| Box::new(std::io::stdout()) as Sink));
     let stderr_t = pump(err, streaming.then(|| Box::new(std::io::stderr()) as Sink));
-    let exit_seen = Arc::new(AtomicBool::new(false));
+    let events = Arc::new(LogEvents::default());
     let log_t = {
-        let exit_seen = exit_seen.clone();
-        std::thread::spawn(move || log_port::read(log, streaming, log_file, &exit_seen))
+        let events = events.clone();
+        std::thread::spawn(move || log_port::read(log, streaming, log_file, &events))
     };
 
     let mut exit_seen_at: Option<Instant> = None;
-    let waited = util::wait_until(child, || {
-        if exit_seen_at.is_none() && exit_seen.load(Ordering::Acquire) {
+    let exited = util::wait_for_exit(child, || {
+        if exit_seen_at.is_none() && events.exit_seen.load(Ordering::Acquire) {
             exit_seen_at = Some(Instant::now());
         }
         let grace = exit_seen_at.map(|t| t + EXIT_GRACE);
@@ -303,11 +317,19 @@ pub(crate) fn run_assembly(
         }
     })
     .map_err(io_err("waiting for QEMU"))?;
-    let (qemu_status, killed) = match waited {
-        Waited::Exited(st) => (st, false),
-        Waited::Killed(st) => (st, true),
+    let timed_out = exited.is_none() && timeout_at.is_some_and(|t| Instant::now() >= t);
+    let cpus_without_report = if timed_out {
+        ask_for_hang_report(&mut monitor, &events, child)
+    } else {
+        None
     };
-    let timed_out = killed && timeout_at.is_some_and(|t| Instant::now() >= t);
+    let (qemu_status, killed) = match exited {
+        Some(st) => (st, false),
+        None => (
+            util::kill_and_reap(child).map_err(io_err("killing QEMU"))?,
+            true,
+        ),
+    };
 
     let stdout = stdout_t.join().unwrap_or_default();
     let stderr = stderr_t.join().unwrap_or_default();
@@ -320,6 +342,7 @@ pub(crate) fn run_assembly(
         && log.text.is_empty()
         && log.exit_line.is_none()
         && log.panic.is_none()
+        && log.hangs.is_empty()
         && log.strace.is_empty();
     let qemu_complained = qemu_output
         .lines()
@@ -336,6 +359,11 @@ pub(crate) fn run_assembly(
     let facts = RunFacts {
         timed_out,
         timeout_secs: cfg.timeout.unwrap_or_default().as_secs_f64(),
+        hang_report: match (timed_out, log.hangs.is_empty()) {
+            (false, _) => HangReport::NotAsked,
+            (true, false) => HangReport::Came,
+            (true, true) => HangReport::Missing,
+        },
         exit_line: log.exit_line.clone(),
         panicked: log.panic.is_some(),
         booted: log.booted,
@@ -349,17 +377,14 @@ pub(crate) fn run_assembly(
             m.push_str(&format!("\nQEMU said:\n{}", qemu_output.trim_end()));
         }
     }
-    let panic_report = log.panic.map(|lines| {
-        let mut r = lines.join("\n");
-        if !log.panic_ended {
-            r.push_str("\n(the report ends here: no `@ktls end` line came)");
-        }
-        // Kernel code addresses get `function+offset` and source lines (see symbolize.rs);
-        // if the ELF cannot be read, the report stays as the kernel wrote it.
-        match crate::symbolize::symbolize_report(&kernel, &r) {
-            Ok(annotated) => annotated,
-            Err(_) => r,
-        }
+    if let (Some(m), Some(cpus)) = (&mut message, &cpus_without_report) {
+        m.push('\n');
+        m.push_str(&describe_cpus(cpus, &kernel));
+    }
+    let panic_report = log.panic.map(|r| r.symbolized(&kernel));
+    let hang_report = (!log.hangs.is_empty()).then(|| {
+        let reports: Vec<String> = log.hangs.iter().map(|r| r.symbolized(&kernel)).collect();
+        reports.join("\n")
     });
     Ok(Outcome {
         status,
@@ -368,6 +393,7 @@ pub(crate) fn run_assembly(
         strace: log.strace,
         kernel_log: log.text,
         panic_report,
+        hang_report,
         timed_out,
         booted: log.booted,
         exited: log.exit_line.is_some(),
@@ -375,6 +401,43 @@ pub(crate) fn run_assembly(
         qemu_output,
         accel,
     })
+}
+
+/// After a timeout: asks the kernel for its hang report (QEMU's `nmi`, an NMI on every CPU)
+/// and waits for it at most [`HANG_REPORT_WAIT`]. If none began, returns each CPU's
+/// instruction pointer as QEMU sees it instead (`None` if the monitor did not say either).
+fn ask_for_hang_report(
+    monitor: &mut Monitor,
+    events: &LogEvents,
+    child: &mut Child,
+) -> Option<Vec<(u32, u64)>> {
+    if monitor.send("nmi").is_ok() {
+        let deadline = Instant::now() + HANG_REPORT_WAIT;
+        while Instant::now() < deadline
+            && !events.hang_ended.load(Ordering::Acquire)
+            && matches!(child.try_wait(), Ok(None))
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    if events.hang_started.load(Ordering::Acquire) {
+        return None;
+    }
+    let answer = monitor
+        .ask("info registers -a", Duration::from_secs(2))
+        .ok()?;
+    Some(monitor::rips(&answer)).filter(|r| !r.is_empty())
+}
+
+/// `QEMU's registers instead:` and a line per CPU with its instruction pointer, symbolized.
+fn describe_cpus(cpus: &[(u32, u64)], kernel: &Path) -> String {
+    let lines: Vec<String> = cpus
+        .iter()
+        .map(|(cpu, rip)| format!("  CPU {cpu}: rip {rip:#018x}"))
+        .collect();
+    let text = lines.join("\n");
+    let text = crate::symbolize::symbolize_report(kernel, &text).unwrap_or(text);
+    format!("QEMU's registers instead:\n{text}")
 }
 
 /// Kills and reaps the child when dropped, unless it has exited already.
@@ -396,14 +459,14 @@ enum Accept {
     Io(std::io::Error),
 }
 
-/// Accepts QEMU's three connections (in any order), watching QEMU and the clocks meanwhile.
+/// Accepts QEMU's four connections (in any order), watching QEMU and the clocks meanwhile.
 fn accept_all(
     listeners: &[UnixListener],
     child: &mut Child,
     timeout_at: Option<Instant>,
     start_limit: Instant,
-) -> Result<[UnixStream; 3], Accept> {
-    let mut got: [Option<UnixStream>; 3] = [None, None, None];
+) -> Result<[UnixStream; 4], Accept> {
+    let mut got: [Option<UnixStream>; 4] = Default::default();
     loop {
         for (l, slot) in listeners.iter().zip(got.iter_mut()) {
             if slot.is_some() {
@@ -541,6 +604,7 @@ mod tests {
                 Path::new("/t/con.sock"),
                 Path::new("/t/err.sock"),
                 Path::new("/t/a,b.sock"),
+                Path::new("/t/mon.sock"),
             ],
         };
         let args: Vec<String> = qemu_args(&setup)
@@ -557,6 +621,7 @@ mod tests {
              -device isa-serial,chardev=err,iobase=0x2f8,irq=3 \
              -chardev socket,id=log,path=/t/a,,b.sock \
              -device isa-serial,chardev=log,iobase=0x3e8,irq=5 \
+             -chardev socket,id=mon,path=/t/mon.sock -mon chardev=mon,mode=readline \
              -device isa-debug-exit,iobase=0xf4,iosize=4"
         );
         // -append's value is one argument.

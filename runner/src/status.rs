@@ -9,6 +9,18 @@ pub const KERNEL_FAILED: i32 = 125;
 /// The runner itself failed (build, packing, starting QEMU).
 pub const RUNNER_FAILED: i32 = 126;
 
+/// What came of asking the kernel for a hang report (an NMI, after the timeout expired).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HangReport {
+    /// Not asked: the run did not time out, or QEMU had not even connected its ports.
+    #[default]
+    NotAsked,
+    /// The kernel wrote one (`@ktls hang`).
+    Came,
+    /// The kernel did not answer.
+    Missing,
+}
+
 /// What the runner observed during a run, the input of [`decide`].
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RunFacts {
@@ -16,6 +28,8 @@ pub struct RunFacts {
     pub timed_out: bool,
     /// How long the timeout was, for the message.
     pub timeout_secs: f64,
+    /// The hang report asked for after the timeout.
+    pub hang_report: HangReport,
     /// The status text of `@ktls exit <status>`, if such a line came.
     pub exit_line: Option<String>,
     /// `@ktls panic` was seen.
@@ -45,8 +59,13 @@ pub fn decide(f: &RunFacts) -> (i32, Option<String>) {
         return (
             TIMEOUT,
             Some(format!(
-                "timed out after {} s; QEMU was killed{}",
+                "timed out after {} s; QEMU was killed{}{}",
                 f.timeout_secs,
+                match f.hang_report {
+                    HangReport::NotAsked => "",
+                    HangReport::Came => " after the kernel's hang report",
+                    HangReport::Missing => "; no hang report from the kernel",
+                },
                 if f.booted {
                     ""
                 } else {
@@ -151,6 +170,32 @@ mod tests {
         let (s, msg) = decide(&f);
         assert_eq!(s, TIMEOUT);
         assert!(msg.unwrap().contains("2.5 s"));
+    }
+
+    #[test]
+    fn a_timeout_says_whether_the_kernel_reported() {
+        let timed_out = RunFacts {
+            timed_out: true,
+            timeout_secs: 3.0,
+            ..facts()
+        };
+        for (hang_report, text) in [
+            (HangReport::NotAsked, "timed out after 3 s; QEMU was killed"),
+            (
+                HangReport::Came,
+                "timed out after 3 s; QEMU was killed after the kernel's hang report",
+            ),
+            (
+                HangReport::Missing,
+                "timed out after 3 s; QEMU was killed; no hang report from the kernel",
+            ),
+        ] {
+            let f = RunFacts {
+                hang_report,
+                ..timed_out.clone()
+            };
+            assert_eq!(decide(&f), (TIMEOUT, Some(text.to_string())));
+        }
     }
 
     #[test]

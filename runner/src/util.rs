@@ -49,27 +49,46 @@ impl Drop for TempDir {
 pub(crate) enum Waited {
     Exited(ExitStatus),
     /// The deadline passed; the child was killed (and reaped).
-    Killed(ExitStatus),
+    Killed,
 }
 
 /// Waits for `child` until it exits or `deadline()` says stop (checked every few
-/// milliseconds; it may move, e.g. after QEMU reported the program's exit).
+/// milliseconds; it may move, e.g. after QEMU reported the program's exit), then kills it.
 pub(crate) fn wait_until(
     child: &mut Child,
-    mut deadline: impl FnMut() -> Option<Instant>,
+    deadline: impl FnMut() -> Option<Instant>,
 ) -> io::Result<Waited> {
+    match wait_for_exit(child, deadline)? {
+        Some(st) => Ok(Waited::Exited(st)),
+        None => {
+            kill_and_reap(child)?;
+            Ok(Waited::Killed)
+        }
+    }
+}
+
+/// [`wait_until`] without the kill: `None` if the deadline passed first (the child runs on).
+pub(crate) fn wait_for_exit(
+    child: &mut Child,
+    mut deadline: impl FnMut() -> Option<Instant>,
+) -> io::Result<Option<ExitStatus>> {
     let mut nap = Duration::from_millis(1);
     loop {
         if let Some(st) = child.try_wait()? {
-            return Ok(Waited::Exited(st));
+            return Ok(Some(st));
         }
         if deadline().is_some_and(|d| Instant::now() >= d) {
-            let _ = child.kill();
-            return Ok(Waited::Killed(child.wait()?));
+            return Ok(None);
         }
         std::thread::sleep(nap);
         nap = (nap * 2).min(Duration::from_millis(10));
     }
+}
+
+/// Kills the child (if it still runs) and returns its status.
+pub(crate) fn kill_and_reap(child: &mut Child) -> io::Result<ExitStatus> {
+    let _ = child.kill();
+    child.wait()
 }
 
 /// `arg` quoted for a POSIX shell when it needs it (for showing command lines).
@@ -128,7 +147,7 @@ mod tests {
             .unwrap();
         match wait_until(&mut c, || None).unwrap() {
             Waited::Exited(st) => assert_eq!(shell_status(st), 3),
-            Waited::Killed(_) => panic!("killed"),
+            Waited::Killed => panic!("killed"),
         }
         let mut c = std::process::Command::new("sleep")
             .arg("10")
@@ -136,10 +155,11 @@ mod tests {
             .unwrap();
         let t = Instant::now();
         let deadline = t + Duration::from_millis(50);
-        match wait_until(&mut c, || Some(deadline)).unwrap() {
-            Waited::Killed(st) => assert_eq!(shell_status(st), 128 + 9),
-            Waited::Exited(_) => panic!("exited"),
-        }
+        assert!(matches!(
+            wait_until(&mut c, || Some(deadline)).unwrap(),
+            Waited::Killed
+        ));
+        assert_eq!(c.try_wait().unwrap().map(shell_status), Some(128 + 9));
         assert!(t.elapsed() < Duration::from_secs(5));
     }
 }

@@ -227,6 +227,9 @@ fn run_ktls(
         if let Some(p) = &out.panic_report {
             why.push_str(&format!("\nkernel panic:\n{p}"));
         }
+        if let Some(h) = &out.hang_report {
+            why.push_str(&format!("\nkernel hang report:\n{h}"));
+        }
         eprintln!(
             "ktls-bench: the ktls run {kernel_args:?} ({}) did not finish cleanly: {why}",
             accel.name()

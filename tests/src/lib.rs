@@ -900,6 +900,7 @@ pub fn run_all_batched(cases: &[Case]) {
                 guest.timed_out = false;
                 guest.message = None;
                 guest.panic_report = None;
+                guest.hang_report = None;
             }
             let mut problems = match c.status {
                 Some(_) => case.judge(guest.status, &guest.stdout),
@@ -961,11 +962,15 @@ pub fn report_head(title: &str, out: &Outcome, problems: &[String]) -> String {
     r
 }
 
-/// The end of that report: the panic report, `kernel_log` (the caller's excerpt of the kernel
-/// log, with its heading), the last strace records and QEMU's own output.
+/// The end of that report: the panic report, the hang report (after a timeout), `kernel_log`
+/// (the caller's excerpt of the kernel log, with its heading), the last strace records and
+/// QEMU's own output.
 pub fn report_tail(r: &mut String, out: &Outcome, kernel_log: &str) {
     if let Some(p) = &out.panic_report {
         let _ = write!(r, "--- kernel panic ---\n{p}\n");
+    }
+    if let Some(h) = &out.hang_report {
+        let _ = write!(r, "--- kernel hang report ---\n{h}\n");
     }
     r.push_str(kernel_log);
     if !out.strace.is_empty() {

@@ -113,9 +113,10 @@ pub fn run_ktls(prog: &Path, kernel_level: u32, env: &[(&str, &str)]) -> Option<
     let mut text = String::from_utf8_lossy(&o.stdout).into_owned();
     if o.status != 0 {
         text += &format!(
-            "\n--- stderr\n{}\n--- panic\n{:?}\n--- kernel log tail\n{}",
+            "\n--- stderr\n{}\n--- panic\n{:?}\n--- hang report\n{}\n--- kernel log tail\n{}",
             String::from_utf8_lossy(&o.stderr),
             o.panic_report,
+            o.hang_report.as_deref().unwrap_or("(none)"),
             o.kernel_log
                 .lines()
                 .rev()

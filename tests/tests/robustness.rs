@@ -14,6 +14,8 @@
 //! * `exhaust_*`: fork and thread bombs under RLIMIT_NPROC, an mmap bomb under RLIMIT_AS,
 //!   RLIMIT_NOFILE, a pipe flood, and (ktls only) the out-of-memory killer; the free memory
 //!   must come back after each (see [`MEMFREE_TOLERANCE_KIB`]).
+//! * `hang_report`: when a run times out, the kernel's hang report (which the runner asks for
+//!   with an NMI) names every blocked thread's syscall and wait site (ktls only).
 //!
 //! Kernel panics themselves cannot be forced from user space (that is the point); the runner's
 //! handling of a panic report is covered by `runner/src/status.rs`
@@ -580,6 +582,86 @@ fn exhaust_memory_oom_ktls_only() {
     }) {
         panic!("{r}");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The hang report.
+
+/// How long `hang_forever` runs before the runner asks for the hang report.
+const HANG_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A program whose two threads block forever (a futex wait; a read of an empty pipe) times out
+/// (status 124), and the hang report names each thread's syscall and the kernel code it waits
+/// in. ktls only: natively the program would just hang.
+#[test]
+fn hang_report() {
+    if native_only() {
+        note("skipping hang_report: ktls only (natively the program hangs)");
+        return;
+    }
+    let Some(case) = c_case("hang_forever", Toolchain::MuslStatic) else {
+        return;
+    };
+    let smp = 2;
+    let guest = Guest {
+        case: &case,
+        smp,
+        timeout: HANG_TIMEOUT,
+    };
+    let out = run_captured(&guest.config(), &case.program, &case.args)
+        .unwrap_or_else(|e| panic!("{}: the runner failed: {e}", case.name));
+    let problems = hang_report_problems(&out);
+    if !problems.is_empty() {
+        panic!("{}", report(&case.name, smp, &out, &problems));
+    }
+}
+
+/// What is wrong with `hang_forever`'s outcome (nothing: empty).
+fn hang_report_problems(out: &Outcome) -> Vec<String> {
+    let mut problems = Vec::new();
+    if out.status != 124 || !out.timed_out {
+        problems.push(format!("status {}, expected 124 (timeout)", out.status));
+    }
+    let Some(report) = &out.hang_report else {
+        problems.push("no hang report".into());
+        return problems;
+    };
+    if report.contains("(the report ends here") {
+        problems.push("the hang report has no `@ktls end`".into());
+    }
+    for cpu in ["cpu 0: ", "cpu 1: "] {
+        if !report.lines().any(|l| l.starts_with(cpu)) {
+            problems.push(format!("no `{cpu}` part in the hang report"));
+        }
+    }
+    let threads = [
+        (
+            "the futex waiter",
+            " syscall=202(futex) ",
+            " wait=kernel/src/futex.rs:",
+        ),
+        (
+            "the pipe reader",
+            " syscall=0(read) ",
+            " wait=kernel/src/syscall/fs.rs:",
+        ),
+    ];
+    for (who, syscall, site) in threads {
+        let listed = report.lines().any(|l| {
+            l.contains(" comm=\"hang_forever")
+                && l.contains(" state=Blocked ")
+                && l.contains(syscall)
+                && l.contains(site)
+        });
+        if !listed {
+            problems.push(format!(
+                "the thread table has no line for {who} with `{}` and `{}`",
+                syscall.trim(),
+                site.trim()
+            ));
+        }
+    }
+    problems
 }
 
 #[cfg(test)]

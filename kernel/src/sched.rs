@@ -20,7 +20,6 @@ use alloc::collections::{BTreeMap, VecDeque};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::panic::Location;
-use core::sync::atomic::AtomicPtr;
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use spin::Mutex;
 
@@ -481,23 +480,22 @@ pub fn idle_loop() -> ! {
 /// call. The blocking primitives are `#[track_caller]` (and so are the helpers that wrap
 /// them, such as `fs::blocking`), so this is the kernel code that decided to wait; one store
 /// per block, nothing on paths that do not block.
-pub struct WaitSite(AtomicPtr<Location<'static>>);
+///
+/// A lock rather than an atomic pointer keeps this safe Rust; the NMI-time reader only
+/// tries it (`get` is None while a `set` on the interrupted CPU holds it).
+pub struct WaitSite(Mutex<Option<&'static Location<'static>>>);
 
 impl WaitSite {
     pub const fn new() -> Self {
-        WaitSite(AtomicPtr::new(core::ptr::null_mut()))
+        WaitSite(Mutex::new(None))
     }
 
     fn set(&self, site: &'static Location<'static>) {
-        self.0
-            .store(site as *const Location as *mut Location, Relaxed);
+        *self.0.lock() = Some(site);
     }
 
     pub fn get(&self) -> Option<&'static Location<'static>> {
-        let p = self.0.load(Relaxed);
-        // SAFETY: the pointer is null or was made by `set` from a `&'static Location`, which
-        // lives forever and is never written through.
-        unsafe { p.as_ref() }
+        self.0.try_lock().and_then(|s| *s)
     }
 }
 

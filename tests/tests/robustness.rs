@@ -405,7 +405,6 @@ fn fuzz_case(tc: Toolchain, seconds: u64, seed: u64) -> Option<Case> {
 /// Natively (every toolchain that is here) for a few seconds, then on ktls for
 /// [`FUZZ_SECONDS`] with two CPUs.
 #[test]
-#[ignore = "known ktls kernel gap, see the issue 7 note"]
 fn fuzz_syscalls() {
     let seed = fuzz_seed();
     note(&format!(

@@ -42,7 +42,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -2301,33 +2300,80 @@ static int fuzz_process(double seconds, uint64_t seed, int threads)
 /* ------------------------------------------------------------------------------------------ */
 /* The supervisor. */
 
-static int open_up(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+/* Why remove_tree left something, for the failure report ("" if it did not). */
+static char remove_problem[320];
+
+static void remove_failed(const char *what, const char *name, long depth, int err)
 {
-    (void)sb, (void)ftw;
-    if (type == FTW_D || type == FTW_DNR)
-        chmod(path, 0700);
-    return 0;
+    if (!remove_problem[0])
+        snprintf(remove_problem, sizeof remove_problem, "%s %.200s at depth %ld: %s", what, name,
+                 depth, strerror(err));
 }
 
-static int remove_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw)
-{
-    (void)sb, (void)ftw;
-    if (type == FTW_DP || type == FTW_D || type == FTW_DNR)
-        rmdir(path);
-    else
-        unlink(path);
-    return 0;
-}
-
+/*
+ * Removes `dir` and everything in it. The threads may have made it deep (chdir, then mkdir,
+ * again and again) and closed (chmod 000), so it works through directory fds, one level open
+ * at a time (no path grows, no fd limit is reached): in each directory it removes what it
+ * can, descends into a directory that is not empty yet, and climbs back through ".." once a
+ * directory is empty.
+ */
 static void remove_tree(const char *dir)
 {
-    /* Directories may have been made unreadable (chmod 000): open them up level by level
-     * (pre-order), then remove bottom-up; a few rounds for deep trees. */
-    for (int pass = 0; pass < 4; pass++) {
-        chmod(dir, 0700);
-        nftw(dir, open_up, 16, FTW_PHYS);
-        nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    remove_problem[0] = 0;
+    chmod(dir, 0700);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    if (fd < 0) {
+        if (errno != ENOENT)
+            remove_failed("open", dir, 0, errno);
+        return;
     }
+    long depth = 0;
+    ino_t emptied = 0; /* the directory we just climbed out of, empty by then */
+    for (long step = 0; step < 1000000 && fd >= 0 && !remove_problem[0]; step++) {
+        DIR *d = fdopendir(dup(fd));
+        if (!d) {
+            remove_failed("opendir", ".", depth, errno);
+            break;
+        }
+        char sub[256] = "";
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            const char *n = e->d_name;
+            if (!strcmp(n, ".") || !strcmp(n, "..") || unlinkat(fd, n, 0) == 0)
+                continue;
+            fchmodat(fd, n, 0700, 0);
+            if (unlinkat(fd, n, AT_REMOVEDIR) == 0)
+                continue;
+            if ((errno != ENOTEMPTY && errno != EEXIST) || e->d_ino == emptied)
+                remove_failed("rmdir", n, depth, errno);
+            else if (!sub[0])
+                snprintf(sub, sizeof sub, "%s", n);
+        }
+        closedir(d);
+        int next;
+        if (sub[0]) {
+            emptied = 0;
+            next = openat(fd, sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+            if (next < 0) {
+                remove_failed("open", sub, depth, errno);
+                break;
+            }
+            depth++;
+        } else if (depth > 0) {
+            struct stat st;
+            emptied = fstat(fd, &st) == 0 ? st.st_ino : 0;
+            next = openat(fd, "..", O_RDONLY | O_DIRECTORY);
+            depth--;
+        } else {
+            break;
+        }
+        close(fd);
+        fd = next;
+    }
+    if (fd >= 0)
+        close(fd);
+    if (rmdir(dir) != 0 && errno != ENOENT)
+        remove_failed("rmdir", dir, 0, errno);
 }
 
 int main(int argc, char **argv)
@@ -2460,7 +2506,8 @@ int main(int argc, char **argv)
     }
     struct stat sb;
     if (stat(priv_dir, &sb) == 0) {
-        printf("FAIL could not remove %s\n", priv_dir);
+        printf("FAIL could not remove %s (%s)\n", priv_dir,
+               remove_problem[0] ? remove_problem : "no error seen");
         ok = 0;
     }
     printf("fuzz summary: %s (seed %llu, %.0f s, %d threads)\n", ok ? "clean" : "FAILED",

@@ -24,6 +24,13 @@ pub const MAP_STACK: u64 = 0x2_0000;
 pub const MAP_HUGETLB: u64 = 0x4_0000;
 pub const MAP_FIXED_NOREPLACE: u64 = 0x10_0000;
 
+/// mlock2 flags.
+pub const MLOCK_ONFAULT: u64 = 1;
+/// mlockall flags.
+pub const MCL_CURRENT: u64 = 1;
+pub const MCL_FUTURE: u64 = 2;
+pub const MCL_ONFAULT: u64 = 4;
+
 pub const MREMAP_MAYMOVE: u64 = 1;
 pub const MREMAP_FIXED: u64 = 2;
 pub const MREMAP_DONTUNMAP: u64 = 4;

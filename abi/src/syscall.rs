@@ -51,7 +51,8 @@ syscalls! {
     sched_get_priority_max SYS_SCHED_GET_PRIORITY_MAX = 146;
     sched_get_priority_min SYS_SCHED_GET_PRIORITY_MIN = 147;
     sched_rr_get_interval SYS_SCHED_RR_GET_INTERVAL = 148; mlock SYS_MLOCK = 149;
-    munlock SYS_MUNLOCK = 150; prctl SYS_PRCTL = 157; arch_prctl SYS_ARCH_PRCTL = 158;
+    munlock SYS_MUNLOCK = 150; mlockall SYS_MLOCKALL = 151;
+    munlockall SYS_MUNLOCKALL = 152; prctl SYS_PRCTL = 157; arch_prctl SYS_ARCH_PRCTL = 158;
     setrlimit SYS_SETRLIMIT = 160; chroot SYS_CHROOT = 161; sync SYS_SYNC = 162;
     mount SYS_MOUNT = 165; reboot SYS_REBOOT = 169; sethostname SYS_SETHOSTNAME = 170;
     gettid SYS_GETTID = 186; tkill SYS_TKILL = 200; time SYS_TIME = 201; futex SYS_FUTEX = 202;
@@ -75,7 +76,8 @@ syscalls! {
     pipe2 SYS_PIPE2 = 293; preadv SYS_PREADV = 295; pwritev SYS_PWRITEV = 296;
     prlimit64 SYS_PRLIMIT64 = 302; getcpu SYS_GETCPU = 309; renameat2 SYS_RENAMEAT2 = 316;
     getrandom SYS_GETRANDOM = 318; memfd_create SYS_MEMFD_CREATE = 319; execveat SYS_EXECVEAT = 322;
-    membarrier SYS_MEMBARRIER = 324; copy_file_range SYS_COPY_FILE_RANGE = 326;
+    membarrier SYS_MEMBARRIER = 324; mlock2 SYS_MLOCK2 = 325;
+    copy_file_range SYS_COPY_FILE_RANGE = 326;
     preadv2 SYS_PREADV2 = 327; pwritev2 SYS_PWRITEV2 = 328; statx SYS_STATX = 332;
     rseq SYS_RSEQ = 334; pidfd_send_signal SYS_PIDFD_SEND_SIGNAL = 424;
     pidfd_open SYS_PIDFD_OPEN = 434; clone3 SYS_CLONE3 = 435;

@@ -3,7 +3,9 @@
 //!
 //! `KTLS_TESTS_NATIVE_ONLY=1 cargo test --release -p ktls-tests` checks just the native half.
 
-use ktls_tests::{add_same_path, c_case, files_fixture, per_toolchain, run_all, DATA_FIRST_LINE};
+use ktls_tests::{
+    add_same_path, c_case, c_case_including, files_fixture, per_toolchain, run_all, DATA_FIRST_LINE,
+};
 
 /// FNV-1a, as the C programs compute it.
 fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
@@ -137,6 +139,12 @@ per_toolchain!(memory, |tc| {
 
 per_toolchain!(fork_memory, |tc| {
     if let Some(case) = c_case("fork_memory", tc) {
+        case.self_checking().run();
+    }
+});
+
+per_toolchain!(mlock, |tc| {
+    if let Some(case) = c_case_including("mlock", tc, &["child.h"]) {
         case.self_checking().run();
     }
 });

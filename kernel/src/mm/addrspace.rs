@@ -62,6 +62,9 @@ pub struct Vma {
     /// `bus_from`).
     pub shm: Option<Arc<SharedPages>>,
     pub shm_base: u64,
+    /// mlock'd (Linux's VM_LOCKED): counts against RLIMIT_MEMLOCK. The pages stay resident,
+    /// as all pages do here (there is no swap); MADV_DONTNEED refuses to drop them.
+    pub locked: bool,
 }
 
 impl Vma {
@@ -76,6 +79,7 @@ impl Vma {
             bus_from: u64::MAX,
             shm: None,
             shm_base: 0,
+            locked: false,
         }
     }
 
@@ -191,6 +195,16 @@ pub const MAX_MAP_COUNT: usize = 65530;
 /// About what one VMA costs on the heap: the entry and its share of a B-tree node.
 const VMA_HEAP_COST: usize = 128;
 
+/// What mlockall(MCL_FUTURE) asked for the mappings made from then on (Linux's def_flags).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FutureLock {
+    Off,
+    /// Locked and faulted in at once.
+    Locked,
+    /// Locked, faulted in as touched (MCL_ONFAULT).
+    OnFault,
+}
+
 pub struct AddressSpace {
     pml4: Frame,
     vmas: BTreeMap<u64, Vma>,
@@ -198,6 +212,8 @@ pub struct AddressSpace {
     brk: u64,
     /// RLIMIT_AS, mirrored here so brk can check it (set by the syscall layer).
     pub as_limit: u64,
+    /// mlockall(MCL_FUTURE): new mappings are locked.
+    pub future_lock: FutureLock,
 }
 
 struct FramePool;
@@ -264,6 +280,7 @@ impl AddressSpace {
             brk_start: 0,
             brk: 0,
             as_limit: u64::MAX,
+            future_lock: FutureLock::Off,
         })
     }
 
@@ -337,6 +354,79 @@ impl AddressSpace {
                 return;
             }
             a += PAGE;
+        }
+    }
+
+    /// Bytes of locked memory (what RLIMIT_MEMLOCK limits).
+    pub fn locked_bytes(&self) -> u64 {
+        self.vmas
+            .values()
+            .filter(|v| v.locked)
+            .map(|v| v.end - v.start)
+            .sum()
+    }
+
+    /// Bytes of [start, end) that are locked already.
+    pub fn locked_in(&self, start: u64, end: u64) -> u64 {
+        self.vmas
+            .range(..end)
+            .map(|(_, v)| v)
+            .filter(|v| v.locked && v.end > start)
+            .map(|v| v.end.min(end) - v.start.max(start))
+            .sum()
+    }
+
+    /// Whether any page of [start, end) is locked.
+    pub fn any_locked(&self, start: u64, end: u64) -> bool {
+        self.locked_in(start, end) != 0
+    }
+
+    /// mlock/munlock of [start, end) (page aligned): ENOMEM if any page of it is not mapped
+    /// or the splits do not fit. The vDSO and vvar pages are left as they are (Linux's
+    /// special mappings ignore mlock too).
+    pub fn set_locked(&mut self, start: u64, end: u64, locked: bool) -> Result<(), Errno> {
+        let mut a = start;
+        while a < end {
+            a = self.find_vma(a).ok_or(Errno::ENOMEM)?.end;
+        }
+        self.room_for(usize::from(self.splits(start)) + usize::from(self.splits(end)))?;
+        self.split_at(start);
+        self.split_at(end);
+        for v in self.vmas.range_mut(start..end).map(|(_, v)| v) {
+            if !matches!(v.kind, VmaKind::Vdso | VmaKind::Vvar) {
+                v.locked = locked;
+            }
+        }
+        let bounds: alloc::vec::Vec<u64> = self.vmas.range(start..=end).map(|(k, _)| *k).collect();
+        for b in bounds.into_iter().rev() {
+            self.merge_at(b);
+        }
+        Ok(())
+    }
+
+    /// mlockall(MCL_CURRENT) / munlockall: locks or unlocks every mapping.
+    pub fn set_all_locked(&mut self, locked: bool) {
+        for v in self.vmas.values_mut() {
+            if !matches!(v.kind, VmaKind::Vdso | VmaKind::Vvar) {
+                v.locked = locked;
+            }
+        }
+        let starts: alloc::vec::Vec<u64> = self.vmas.keys().copied().collect();
+        for s in starts.into_iter().rev() {
+            self.merge_at(s);
+        }
+    }
+
+    /// Faults in every locked mapping (mlockall(MCL_CURRENT) without MCL_ONFAULT).
+    pub fn populate_locked(&mut self) {
+        let ranges: alloc::vec::Vec<(u64, u64)> = self
+            .vmas
+            .values()
+            .filter(|v| v.locked)
+            .map(|v| (v.start, v.end))
+            .collect();
+        for (s, e) in ranges {
+            self.populate_range(s, e);
         }
     }
 
@@ -433,6 +523,7 @@ impl AddressSpace {
             && a.kind == b.kind
             && a.shared == b.shared
             && a.bus_from == b.bus_from
+            && a.locked == b.locked
         {
             let (a_start, end) = (a.start, b.end);
             self.vmas.remove(&addr);
@@ -844,6 +935,10 @@ impl AddressSpace {
         }
         let mut new = AddressSpace::new()?;
         new.vmas = self.vmas.clone();
+        // Memory locks are not inherited (fork(2)); nor is mlockall(MCL_FUTURE).
+        for v in new.vmas.values_mut() {
+            v.locked = false;
+        }
         new.brk_start = self.brk_start;
         new.brk = self.brk;
         new.as_limit = self.as_limit;
@@ -924,11 +1019,13 @@ impl AddressSpace {
                 return self.brk;
             }
             // The new part of the heap, joined to the rest unless mprotect made that differ.
-            self.vmas.insert(
-                old_end,
-                Vma::new(old_end, new_end, PROT_READ | PROT_WRITE, VmaKind::Heap),
-            );
+            let mut heap = Vma::new(old_end, new_end, PROT_READ | PROT_WRITE, VmaKind::Heap);
+            heap.locked = self.future_lock != FutureLock::Off;
+            self.vmas.insert(old_end, heap);
             self.merge_at(old_end);
+            if self.future_lock == FutureLock::Locked {
+                self.populate_range(old_end, new_end);
+            }
         } else if new_end < old_end {
             self.remove_range(new_end, old_end);
         }

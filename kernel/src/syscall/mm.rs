@@ -1,7 +1,9 @@
 //! brk, mmap, munmap, mprotect, mremap and madvise, with Linux's argument checks.
 
 use super::SysResult;
-use crate::mm::addrspace::{page_down, page_up, SharedPages, Vma, VmaKind, USER_BOTTOM, USER_TOP};
+use crate::mm::addrspace::{
+    page_down, page_up, AddressSpace, FutureLock, SharedPages, Vma, VmaKind, USER_BOTTOM, USER_TOP,
+};
 use crate::process::current;
 use alloc::sync::Arc;
 use ktls_abi::mm::*;
@@ -62,6 +64,10 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, offset: u64) ->
         None
     };
     let fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0;
+    if flags & MAP_LOCKED != 0 {
+        may_lock()?;
+    }
+    let memlock = memlock_limit();
     let t = current();
     let mm = t.process.mm();
     let mut mm = mm.lock();
@@ -97,6 +103,10 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, offset: u64) ->
         VmaKind::Anonymous
     };
     let mut vma = Vma::new(start, start + len, prot, kind);
+    vma.locked = flags & MAP_LOCKED != 0 || mm.future_lock != FutureLock::Off;
+    if vma.locked && !lock_fits(&mm, len, memlock) {
+        return Err(Errno::EAGAIN);
+    }
     vma.shared = matches!(flags & MAP_TYPE, MAP_SHARED | MAP_SHARED_VALIDATE);
     if vma.shared && file.is_none() {
         vma.shm = Some(Arc::new(SharedPages::default()));
@@ -116,8 +126,9 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, offset: u64) ->
         vma.shm = Some(Arc::new(pages));
         vma.shm_base = start;
     }
+    let fault_in_now = vma.locked && mm.future_lock != FutureLock::OnFault;
     mm.add_mapping(vma);
-    if flags & MAP_POPULATE != 0 {
+    if flags & MAP_POPULATE != 0 || fault_in_now {
         // Prefault, as Linux does; a page that cannot be had is left for the first touch.
         mm.populate_range(start, start + len);
     }
@@ -257,6 +268,10 @@ pub fn madvise(addr: u64, len: u64, advice: u64) -> SysResult {
             let mm = t.process.mm();
             let mut mm = mm.lock();
             check_mapped(&mm, addr, end)?;
+            // Locked pages stay (Linux refuses to drop them).
+            if mm.any_locked(addr, end) {
+                return Err(Errno::EINVAL);
+            }
             mm.discard(addr, end);
             Ok(0)
         }
@@ -268,6 +283,121 @@ pub fn madvise(addr: u64, len: u64, advice: u64) -> SysResult {
         }
         _ => Err(Errno::EINVAL),
     }
+}
+
+/// RLIMIT_MEMLOCK, and whether the caller is exempt from it (CAP_IPC_LOCK, which root has).
+fn memlock_limit() -> (u64, bool) {
+    let t = current();
+    let limit = t.process.rlimits.lock()[RLIMIT_MEMLOCK as usize].rlim_cur;
+    (limit, t.process.creds.lock().euid == 0)
+}
+
+/// EPERM if the caller may lock nothing at all (Linux's can_do_mlock).
+fn may_lock() -> Result<(), Errno> {
+    match memlock_limit() {
+        (0, false) => Err(Errno::EPERM),
+        _ => Ok(()),
+    }
+}
+
+/// Whether `more` bytes of locked memory fit under `memlock` (from `memlock_limit`, read
+/// before the address space is locked: prlimit takes the two locks the other way round).
+fn lock_fits(mm: &AddressSpace, more: u64, (limit, exempt): (u64, bool)) -> bool {
+    exempt || mm.locked_bytes().saturating_add(more) <= limit
+}
+
+/// The page range mlock/munlock act on: from `addr` rounded down to a page, `len` (plus
+/// that rounding) rounded up. None for an empty range (Linux returns 0 at once, even when
+/// the rounding wraps); EINVAL when it runs past the end of the address space.
+fn lock_range(addr: u64, len: u64) -> Result<Option<(u64, u64)>, Errno> {
+    let start = page_down(addr);
+    let len = len.wrapping_add(addr - start).wrapping_add(PAGE - 1) & !(PAGE - 1);
+    let end = start.wrapping_add(len);
+    if end < start {
+        return Err(Errno::EINVAL);
+    }
+    Ok((end != start).then_some((start, end)))
+}
+
+pub fn mlock(addr: u64, len: u64) -> SysResult {
+    mlock2(addr, len, 0)
+}
+
+/// mlock2: locks the pages of the range (all must be mapped), within RLIMIT_MEMLOCK unless
+/// the caller is root, and faults them in unless MLOCK_ONFAULT.
+pub fn mlock2(addr: u64, len: u64, flags: u64) -> SysResult {
+    if flags & !MLOCK_ONFAULT != 0 {
+        return Err(Errno::EINVAL);
+    }
+    may_lock()?;
+    let Some((start, end)) = lock_range(addr, len)? else {
+        return Ok(0);
+    };
+    let memlock = memlock_limit();
+    let t = current();
+    let mm = t.process.mm();
+    let mut mm = mm.lock();
+    // Pages locked already do not count twice.
+    if !lock_fits(&mm, (end - start) - mm.locked_in(start, end), memlock) {
+        return Err(Errno::ENOMEM);
+    }
+    mm.set_locked(start, end, true)?;
+    if flags & MLOCK_ONFAULT == 0 {
+        mm.populate_range(start, end);
+    }
+    Ok(0)
+}
+
+pub fn munlock(addr: u64, len: u64) -> SysResult {
+    let Some((start, end)) = lock_range(addr, len)? else {
+        return Ok(0);
+    };
+    current()
+        .process
+        .mm()
+        .lock()
+        .set_locked(start, end, false)?;
+    Ok(0)
+}
+
+/// mlockall: MCL_CURRENT locks every mapping (ENOMEM if they do not fit under
+/// RLIMIT_MEMLOCK), MCL_FUTURE every mapping made from now on (mmap, brk), MCL_ONFAULT
+/// defers the faulting in to the first touch.
+pub fn mlockall(flags: u64) -> SysResult {
+    if flags == 0 || flags & !(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0 || flags == MCL_ONFAULT
+    {
+        return Err(Errno::EINVAL);
+    }
+    may_lock()?;
+    let (limit, exempt) = memlock_limit();
+    let t = current();
+    let mm = t.process.mm();
+    let mut mm = mm.lock();
+    if flags & MCL_CURRENT != 0 && !exempt && mm.total_vm() > limit {
+        return Err(Errno::ENOMEM);
+    }
+    let on_fault = flags & MCL_ONFAULT != 0;
+    mm.future_lock = match (flags & MCL_FUTURE != 0, on_fault) {
+        (false, _) => FutureLock::Off,
+        (true, false) => FutureLock::Locked,
+        (true, true) => FutureLock::OnFault,
+    };
+    if flags & MCL_CURRENT != 0 {
+        mm.set_all_locked(true);
+        if !on_fault {
+            mm.populate_locked();
+        }
+    }
+    Ok(0)
+}
+
+pub fn munlockall() -> SysResult {
+    let t = current();
+    let mm = t.process.mm();
+    let mut mm = mm.lock();
+    mm.future_lock = FutureLock::Off;
+    mm.set_all_locked(false);
+    Ok(0)
 }
 
 /// msync: the mappings here have nothing to write back (file mappings are copies, and

@@ -122,6 +122,13 @@ static int limited(long unused)
     bad |= (raw_syscall1(SYS_mlockall, MCL_CURRENT) != -ENOMEM) << 4;
     bad |= (raw_syscall2(SYS_munlock, p, 64 * PAGE) != 0) << 5;
     bad |= (raw_syscall2(SYS_mlock, p + 20 * PAGE, 8 * PAGE) != 0) << 6;
+    /* After MCL_FUTURE the heap brk adds is locked, and must fit too (8 pages are locked). */
+    bad |= (raw_syscall1(SYS_mlockall, MCL_FUTURE) != 0) << 10;
+    long b0 = raw_syscall1(SYS_brk, 0);
+    bad |= (raw_syscall1(SYS_brk, b0 + 32 * PAGE) != b0) << 11;
+    bad |= (raw_syscall1(SYS_brk, b0 + 4 * PAGE) != b0 + 4 * PAGE) << 12;
+    raw_syscall1(SYS_brk, b0);
+    bad |= (raw_syscall0(SYS_munlockall) != 0) << 13;
     rl.rlim_cur = 0;
     if (setrlimit(RLIMIT_MEMLOCK, &rl) != 0)
         return 102;
@@ -138,8 +145,8 @@ int main(void)
     all();
     int st = in_child(limited, 0);
     check(WIFEXITED(st) && WEXITSTATUS(st) == 0,
-          "without root, RLIMIT_MEMLOCK bounds mlock (ENOMEM), MAP_LOCKED (EAGAIN) and "
-          "mlockall (ENOMEM), and 0 allows none (EPERM)",
+          "without root, RLIMIT_MEMLOCK bounds mlock (ENOMEM), MAP_LOCKED (EAGAIN), "
+          "mlockall (ENOMEM) and brk after MCL_FUTURE, and 0 allows none (EPERM)",
           "%s (bits of the failed steps, 100+ a setup step)", status_text(st));
     return finish();
 }

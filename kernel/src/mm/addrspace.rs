@@ -1003,6 +1003,14 @@ impl AddressSpace {
         self.brk = start;
     }
 
+    /// How many bytes of heap a break at `requested` would add (0 if it shrinks or stays).
+    pub fn brk_growth(&self, requested: u64) -> u64 {
+        match (page_up(self.brk), page_up(requested)) {
+            (Some(old), Some(new)) => new.saturating_sub(old),
+            _ => 0,
+        }
+    }
+
     /// brk(2): moves the program break; returns the break in force afterwards (the old one
     /// when the request cannot be met, as Linux does).
     pub fn brk(&mut self, requested: u64) -> u64 {

@@ -18,7 +18,15 @@ pub fn brk(addr: u64) -> SysResult {
     } else {
         0
     };
-    Ok(current().process.mm().lock().brk(addr))
+    let memlock = memlock_limit();
+    let t = current();
+    let mm = t.process.mm();
+    let mut mm = mm.lock();
+    // After mlockall(MCL_FUTURE) the new heap is locked: it must fit under RLIMIT_MEMLOCK.
+    if mm.future_lock != FutureLock::Off && !lock_fits(&mm, mm.brk_growth(addr), memlock) {
+        return Ok(mm.brk(0));
+    }
+    Ok(mm.brk(addr))
 }
 
 fn check_prot(prot: u64) -> Result<u64, Errno> {

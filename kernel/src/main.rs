@@ -18,6 +18,7 @@ mod exec;
 mod fs;
 mod futex;
 mod hang;
+mod job_control;
 mod mm;
 mod panic;
 mod pidfd;

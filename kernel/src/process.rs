@@ -71,6 +71,8 @@ pub struct Process {
     pub child_wait: WaitQueue,
     /// Process-directed pending signals and their siginfo.
     pub shared_pending: crate::signal::Pending,
+    /// Stopped or continued by job-control signals, and what the parent has not yet heard.
+    pub job: crate::job_control::JobControl,
     /// KTLS parameters and mm_cid allocation.
     pub rseq: crate::rseq::ProcessRseq,
     /// membarrier registrations (MEMBARRIER_CMD_REGISTER_* bits).
@@ -133,6 +135,8 @@ pub struct Thread {
     pub return_work: AtomicBool,
     /// Set by FUTEX_WAKE when it takes this thread off a futex queue.
     pub futex_woken: AtomicBool,
+    /// Asked to stop, or stopped, with its group (job control).
+    pub job: crate::job_control::ThreadJob,
     /// Where it last blocked (for the hang report).
     pub wait_site: sched::WaitSite,
     /// The thread's name (PR_SET_NAME; the executable's base name at start).
@@ -267,6 +271,7 @@ impl Process {
             exiting: AtomicBool::new(false),
             child_wait: WaitQueue::new(),
             shared_pending: crate::signal::Pending::new(),
+            job: crate::job_control::JobControl::new(),
             rseq: crate::rseq::ProcessRseq::new(),
             membarrier: AtomicU32::new(0),
             dead_cpu_ns: AtomicU64::new(0),
@@ -349,6 +354,7 @@ impl Thread {
             // A new thread looks once, whatever it inherited or missed while being made.
             return_work: AtomicBool::new(true),
             futex_woken: AtomicBool::new(false),
+            job: crate::job_control::ThreadJob::new(),
             wait_site: sched::WaitSite::new(),
             comm: Mutex::new(Vec::new()),
             cpu_ns: AtomicU64::new(0),
@@ -498,6 +504,7 @@ pub fn exit_thread(code: i32) -> ! {
     let t = current_arc();
     let p = t.process.clone();
     t.exit_code.store(code, Relaxed);
+    crate::job_control::on_thread_exit(&t);
     release_vfork_parent(&t);
     crate::futex::thread_exit_cleanup(&t);
     crate::rseq::on_thread_exit(&t);

@@ -103,6 +103,17 @@ impl Pending {
         });
     }
 
+    /// Removes the signals of `set` without delivering them.
+    pub fn discard(&self, set: SigSet) {
+        crate::arch::cpu::without_interrupts(|| {
+            let mut i = self.info.lock();
+            let gone = self.set.fetch_and(!set, Relaxed) & set;
+            for sig in (1..=NSIG).filter(|&s| gone & sig_bit(s) != 0) {
+                i[sig as usize - 1] = None;
+            }
+        });
+    }
+
     /// Removes and returns the lowest pending signal in `allowed`.
     pub fn take(&self, allowed: SigSet) -> Option<SigInfo> {
         crate::arch::cpu::without_interrupts(|| {
@@ -127,8 +138,18 @@ pub fn deliverable(t: &Thread) -> SigSet {
     (t.pending.set() | t.process.shared_pending.set()) & !blocked
 }
 
+/// Whether an interruptible wait must end: a signal to take, the thread being killed, or its
+/// group stopping (Linux's signal_pending).
 pub fn pending(t: &Thread) -> bool {
-    deliverable(t) != 0 || t.process.is_exiting() || t.must_exit.load(Relaxed)
+    deliverable(t) != 0 || being_killed(t) || t.job.stop_asked()
+}
+
+/// Whether `t` must end without running user code again: its group is exiting, it must exit,
+/// or SIGKILL is pending. What ends a stop (Linux's TASK_WAKEKILL wake-ups).
+pub fn being_killed(t: &Thread) -> bool {
+    t.process.is_exiting()
+        || t.must_exit.load(Relaxed)
+        || (t.pending.set() | t.process.shared_pending.set()) & sig_bit(SIGKILL) != 0
 }
 
 /// Whether `t` is being killed: its group is exiting, it must exit, or a signal that ends the
@@ -136,11 +157,7 @@ pub fn pending(t: &Thread) -> bool {
 /// default terminates), which is what ends a killable wait (Linux's fatal_signal_pending,
 /// where such signals have become SIGKILL at sending).
 pub fn fatal_pending(t: &Thread) -> bool {
-    if t.process.is_exiting() || t.must_exit.load(Relaxed) {
-        return true;
-    }
-    let pending = t.pending.set() | t.process.shared_pending.set();
-    if pending & sig_bit(SIGKILL) != 0 {
+    if being_killed(t) {
         return true;
     }
     let deliverable = deliverable(t);
@@ -181,9 +198,14 @@ fn ignored(p: &Process, sig: u32) -> bool {
 }
 
 /// Sends a process-directed signal (kill): pending on the process, and one thread that does
-/// not block it is woken to take it.
+/// not block it is woken to take it. Job-control signals act on the group first, even when
+/// the signal itself is then ignored (SIGCONT continues a stopped group regardless).
 pub fn send_to_process(p: &Arc<Process>, sig: u32, info: Option<SigInfo>) {
-    if sig == 0 || (sig != SIGKILL && ignored(p, sig)) {
+    if sig == 0 {
+        return;
+    }
+    crate::job_control::on_send(p, sig);
+    if sig != SIGKILL && ignored(p, sig) {
         return;
     }
     p.shared_pending.add(sig, info);
@@ -204,7 +226,11 @@ pub fn send_to_process(p: &Arc<Process>, sig: u32, info: Option<SigInfo>) {
 
 /// Sends a thread-directed signal (tgkill, faults).
 pub fn send_to_thread(t: &Arc<Thread>, sig: u32, info: Option<SigInfo>) {
-    if sig == 0 || (sig != SIGKILL && ignored(&t.process, sig)) {
+    if sig == 0 {
+        return;
+    }
+    crate::job_control::on_send(&t.process, sig);
+    if sig != SIGKILL && ignored(&t.process, sig) {
         return;
     }
     t.pending.add(sig, info);
@@ -221,11 +247,12 @@ pub fn on_return_to_user(frame: &mut TrapFrame) {
 }
 
 /// Whether the return to user space has signal work: pending signals (blocked or not: the
-/// slow path sorts them), a group exit, or a mask to restore.
+/// slow path sorts them), a group exit, a group stop, or a mask to restore.
 pub fn sources_pending(t: &Thread) -> bool {
     (t.pending.set() | t.process.shared_pending.set()) != 0
         || t.process.is_exiting()
         || t.must_exit.load(Relaxed)
+        || t.job.stop_asked()
         || t.restore_sigmask_pending.load(Relaxed)
 }
 
@@ -234,6 +261,9 @@ pub fn sources_pending(t: &Thread) -> bool {
 fn deliver_pending(frame: &mut TrapFrame, may_defer: bool) {
     let t = process::current();
     loop {
+        // Stops here, in the kernel, if the group is stopping; a stop ends with SIGCONT (and
+        // signals are taken as usual then) or with the thread being killed.
+        crate::job_control::stop_if_asked(t);
         if t.process.is_exiting() || t.must_exit.load(Relaxed) {
             process::exit_thread(0);
         }
@@ -243,6 +273,7 @@ fn deliver_pending(frame: &mut TrapFrame, may_defer: bool) {
             // Held back until user space clears sig_defer and enters the kernel again.
             allowed &= UNBLOCKABLE;
         }
+        let continues = t.process.job.continues();
         let Some(info) = t
             .pending
             .take(allowed)
@@ -262,9 +293,8 @@ fn deliver_pending(frame: &mut TrapFrame, may_defer: bool) {
             SIG_IGN if sig != SIGKILL => continue,
             SIG_DFL => match default_action(sig) {
                 Default_::Ignore | Default_::Continue => continue,
-                // Job control is not implemented: stop signals are ignored (logged once).
                 Default_::Stop => {
-                    crate::log_once!("stop signals are not implemented: signal {sig} ignored");
+                    crate::job_control::start_stop(t, sig, continues);
                     continue;
                 }
                 Default_::Terminate => process::exit_group(wstatus_signaled(sig)),

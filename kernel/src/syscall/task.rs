@@ -8,7 +8,7 @@ use crate::fs::Ctx;
 use crate::mm::uaccess::{self, read_cstr, UserPtr};
 use crate::process::{self, current, current_arc, Process, ProcessParts, Thread};
 use crate::signal::{self, SigInfo};
-use crate::{exec, sched};
+use crate::{exec, job_control, sched};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering::Relaxed;
@@ -290,6 +290,9 @@ fn do_clone(frame: &TrapFrame, req: CloneRequest) -> SysResult {
             return Err(e);
         }
     };
+    if f & CLONE_THREAD != 0 {
+        job_control::join_group_stop(&parent_thread, &thread);
+    }
     thread
         .sigmask
         .store(parent_thread.sigmask.load(Relaxed), Relaxed);
@@ -513,20 +516,84 @@ fn matches(c: &Process, which: &Which) -> bool {
     }
 }
 
-/// Waits for a child matching `which` to end; returns (pid, wait status), or None for WNOHANG
-/// with children still running.
-fn wait_child(which: Which, options: u64, reap: bool) -> Result<Option<(u32, u32)>, Errno> {
+/// What a wait reports of a child.
+#[derive(Clone, Copy)]
+enum ChildEvent {
+    /// It ended, with this wait status.
+    Exited(u32),
+    /// It was stopped by this signal (WUNTRACED).
+    Stopped(u32),
+    /// It was continued (WCONTINUED).
+    Continued,
+}
+
+impl ChildEvent {
+    /// The status wait4 stores.
+    fn wstatus(self) -> u32 {
+        match self {
+            ChildEvent::Exited(ws) => ws,
+            ChildEvent::Stopped(sig) => (sig << 8) | 0x7f,
+            ChildEvent::Continued => 0xffff,
+        }
+    }
+
+    /// The siginfo waitid fills in (si_code, si_status).
+    fn siginfo(self, pid: u32) -> SigInfo {
+        match self {
+            ChildEvent::Exited(ws) => SigInfo::child(pid, ws),
+            ChildEvent::Stopped(sig) => SigInfo {
+                signo: SIGCHLD,
+                code: job_control::CLD_STOPPED,
+                pid,
+                status: sig as i32,
+                ..Default::default()
+            },
+            ChildEvent::Continued => SigInfo {
+                signo: SIGCHLD,
+                code: job_control::CLD_CONTINUED,
+                pid,
+                status: SIGCONT as i32,
+                ..Default::default()
+            },
+        }
+    }
+}
+
+/// The event of `c` that a wait with `options` reports, in Linux's order (an exit, then a
+/// stop, then a continue); with WNOWAIT it stays to be reported again, else an exited
+/// child is reaped.
+fn child_event(me: &Process, c: &Arc<Process>, options: u64) -> Option<ChildEvent> {
+    let consume = options & WNOWAIT == 0;
+    if options & WEXITED != 0 {
+        if let Some(ws) = *c.zombie.lock() {
+            if consume {
+                process::reap(me, c);
+            }
+            return Some(ChildEvent::Exited(ws));
+        }
+    }
+    if options & WUNTRACED != 0 {
+        if let Some(sig) = job_control::stop_report(c, consume) {
+            return Some(ChildEvent::Stopped(sig));
+        }
+    }
+    if options & WCONTINUED != 0 && job_control::continue_report(c, consume) {
+        return Some(ChildEvent::Continued);
+    }
+    None
+}
+
+/// Waits for an event of a child matching `which` (see `child_event`); returns the child's pid
+/// and the event, or None for WNOHANG with no event yet.
+fn wait_child(which: Which, options: u64) -> Result<Option<(u32, ChildEvent)>, Errno> {
     let me = current().process.clone();
     let result = me.child_wait.wait(true, || {
         let children = me.children.lock().clone();
         let mut any = false;
         for c in children.iter().filter(|c| matches(c, &which)) {
             any = true;
-            if let Some(ws) = *c.zombie.lock() {
-                if reap {
-                    process::reap(&me, c);
-                }
-                return Some(Ok(Some((c.pid, ws))));
+            if let Some(event) = child_event(&me, c, options) {
+                return Some(Ok(Some((c.pid, event))));
             }
         }
         if !any {
@@ -551,11 +618,12 @@ pub fn wait4(pid: u64, wstatus: u64, options: u64, rusage: u64) -> SysResult {
         p if p < -1 => Which::Pgid(p.unsigned_abs()),
         p => Which::Pid(p as u32),
     };
-    match wait_child(which, options, true)? {
+    // wait4 always reports exits (Linux adds WEXITED).
+    match wait_child(which, options | WEXITED)? {
         None => Ok(0),
-        Some((cpid, ws)) => {
+        Some((cpid, event)) => {
             if wstatus != 0 {
-                UserPtr::<u32>::new(wstatus).write(&ws)?;
+                UserPtr::<u32>::new(wstatus).write(&event.wstatus())?;
             }
             if rusage != 0 {
                 // struct rusage (144 bytes): no accounting yet, so all zero.
@@ -599,21 +667,13 @@ pub fn waitid(idtype: u64, id: u64, infop: u64, mut options: u64, rusage: u64) -
         }
         _ => return Err(Errno::EINVAL),
     };
-    if options & WEXITED == 0 {
-        // Only stop/continue events were asked for, which never happen here.
-        return if options & WNOHANG != 0 {
-            Ok(0)
-        } else {
-            Err(Errno::ECHILD)
-        };
-    }
-    let found = wait_child(which, options, options & WNOWAIT == 0)?;
+    let found = wait_child(which, options)?;
     if found.is_none() && pidfd_eagain {
         return Err(Errno::EAGAIN);
     }
     let mut info = [0u8; 128];
-    if let Some((cpid, ws)) = found {
-        let si = SigInfo::child(cpid, ws);
+    if let Some((cpid, event)) = found {
+        let si = event.siginfo(cpid);
         info[0..4].copy_from_slice(&(SIGCHLD as i32).to_le_bytes());
         info[8..12].copy_from_slice(&si.code.to_le_bytes());
         info[16..20].copy_from_slice(&cpid.to_le_bytes());
@@ -868,7 +928,7 @@ pub fn rt_sigtimedwait(set: u64, info: u64, timeout: u64, size: u64) -> SysResul
             }
             return Ok(si.signo as u64);
         }
-        if signal::deliverable(t) & !wanted != 0 || t.process.is_exiting() {
+        if signal::deliverable(t) & !wanted != 0 || interrupted_otherwise(t) {
             return Err(Errno::EINTR);
         }
         if deadline.is_some_and(|d| crate::time::monotonic_ns() >= d) {
@@ -878,8 +938,14 @@ pub fn rt_sigtimedwait(set: u64, info: u64, timeout: u64, size: u64) -> SysResul
         sched::sleep_unless(deadline, || {
             (t.pending.set() | t.process.shared_pending.set()) & (wanted | signal::deliverable(t))
                 != 0
+                || interrupted_otherwise(t)
         });
     }
+}
+
+/// What ends sigtimedwait besides a signal: the thread being killed or its group stopping.
+fn interrupted_otherwise(t: &Thread) -> bool {
+    signal::being_killed(t) || t.job.stop_asked()
 }
 
 pub fn sched_yield() -> SysResult {

@@ -1,10 +1,11 @@
-//! Threads, processes and signals: `tests/programs/threads_*.c` and `signals_*.c` built with
-//! every toolchain (the libcs' own pthreads, glibc with its rseq registration on), run natively
-//! and on ktls with one and several CPUs, plus a busybox shell pipeline.
+//! Threads, processes and signals: `tests/programs/threads_*.c`, `signals_*.c` and
+//! `job_control.c` built with every toolchain (the libcs' own pthreads, glibc with its rseq
+//! registration on; the longer `job_control` with two), run natively and on ktls with one and
+//! several CPUs, plus a busybox shell pipeline.
 
 use ktls_tests::{
-    add_same_path, busybox, c_case_including, files_fixture, per_toolchain, run_all_smp, Case,
-    Toolchain,
+    add_same_path, busybox, c_case_including, files_fixture, per_toolchain, run_all_smp,
+    two_toolchains, Case, Toolchain,
 };
 
 fn case(program: &str, tc: Toolchain) -> Option<Case> {
@@ -30,6 +31,10 @@ per_toolchain!(threads_many, |tc| run_smps("threads_many", tc, &[1, 4]));
 
 // Alternate stack, SA_RESTART, SIGSEGV + siglongjmp, tgkill between threads, registers.
 per_toolchain!(signals_basic, |tc| run_smps("signals_basic", tc, &[1, 2]));
+
+// Job control: SIGSTOP/SIGTSTP stop a child (all its threads, one in a pipe read too), SIGCONT
+// continues it, SIGKILL ends it stopped; wait4/waitid and SIGCHLD report stops and continues.
+two_toolchains!(job_control, |tc| run_smps("job_control", tc, &[1, 2]));
 
 /// `busybox sh -c 'echo a | cat; ls DIR | wc -l; exit 3'`: a pipeline of two builtins-or-applets,
 /// a pipeline into wc, and the exit status; DIR is the files fixture's `dir` (4 entries).

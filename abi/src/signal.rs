@@ -115,3 +115,15 @@ pub const fn shell_status(wstatus: u32) -> u8 {
         (128 + (wstatus & 0x7f)) as u8
     }
 }
+
+/// `si_code` values (asm-generic/siginfo.h): who sent a signal, or why the kernel did.
+pub const SI_USER: i32 = 0;
+pub const SI_TKILL: i32 = -6;
+pub const SEGV_MAPERR: i32 = 1;
+pub const SEGV_ACCERR: i32 = 2;
+pub const BUS_ADRERR: i32 = 2;
+/// SIGCHLD's `si_code`: what happened to the child.
+pub const CLD_EXITED: i32 = 1;
+pub const CLD_KILLED: i32 = 2;
+pub const CLD_STOPPED: i32 = 5;
+pub const CLD_CONTINUED: i32 = 6;

@@ -22,9 +22,6 @@ use core::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed, Ordering::SeqCs
 use ktls_abi::signal::*;
 use spin::Mutex;
 
-pub const CLD_STOPPED: i32 = 5;
-pub const CLD_CONTINUED: i32 = 6;
-
 /// The signals whose default action stops the group.
 pub const STOP_SIGNALS: SigSet =
     sig_bit(SIGSTOP) | sig_bit(SIGTSTP) | sig_bit(SIGTTIN) | sig_bit(SIGTTOU);

@@ -21,14 +21,6 @@ pub struct SigInfo {
     pub addr: u64,
 }
 
-pub const SI_USER: i32 = 0;
-pub const SI_TKILL: i32 = -6;
-pub const CLD_EXITED: i32 = 1;
-pub const CLD_KILLED: i32 = 2;
-pub const SEGV_MAPERR: i32 = 1;
-pub const SEGV_ACCERR: i32 = 2;
-pub const BUS_ADRERR: i32 = 2;
-
 impl SigInfo {
     pub fn child(pid: u32, wstatus: u32) -> SigInfo {
         let (code, status) = if wstatus & 0x7f == 0 {

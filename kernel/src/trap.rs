@@ -5,9 +5,11 @@ use crate::arch::apic;
 use crate::arch::entry::TrapFrame;
 use crate::mm::addrspace::FaultResult;
 use crate::mm::uaccess;
-use crate::signal::{self, SigInfo, SEGV_ACCERR, SEGV_MAPERR};
+use crate::signal::{self, SigInfo};
 use crate::{console, process, time};
-use ktls_abi::signal::{SIGBUS, SIGFPE, SIGILL, SIGSEGV, SIGTRAP};
+use ktls_abi::signal::{
+    BUS_ADRERR, SEGV_ACCERR, SEGV_MAPERR, SIGBUS, SIGFPE, SIGILL, SIGSEGV, SIGTRAP,
+};
 
 const PF_WRITE: u64 = 1 << 1;
 const PF_USER: u64 = 1 << 2;
@@ -106,7 +108,7 @@ fn page_fault(frame: &mut TrapFrame) {
         }
     }
     if err & PF_USER != 0 && result == FaultResult::PastEof {
-        let info = SigInfo::fault(SIGBUS, signal::BUS_ADRERR, addr);
+        let info = SigInfo::fault(SIGBUS, BUS_ADRERR, addr);
         user_fault(SIGBUS, info, frame);
         return;
     }

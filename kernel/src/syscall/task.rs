@@ -543,14 +543,14 @@ impl ChildEvent {
             ChildEvent::Exited(ws) => SigInfo::child(pid, ws),
             ChildEvent::Stopped(sig) => SigInfo {
                 signo: SIGCHLD,
-                code: job_control::CLD_STOPPED,
+                code: CLD_STOPPED,
                 pid,
                 status: sig as i32,
                 ..Default::default()
             },
             ChildEvent::Continued => SigInfo {
                 signo: SIGCHLD,
-                code: job_control::CLD_CONTINUED,
+                code: CLD_CONTINUED,
                 pid,
                 status: SIGCONT as i32,
                 ..Default::default()
@@ -745,12 +745,7 @@ pub fn pidfd_send_signal(fd: u64, sig: u64, info: u64, flags: u64) -> SysResult 
     }
     let target = pidfd.process().ok_or(Errno::ESRCH)?;
     let me = current();
-    let mut si = SigInfo::user(
-        sig,
-        SI_USER_CODE,
-        me.process.pid,
-        me.process.creds.lock().uid,
-    );
+    let mut si = SigInfo::user(sig, SI_USER, me.process.pid, me.process.creds.lock().uid);
     if info != 0 {
         let mut raw = [0u8; 128];
         uaccess::copy_from_user(&mut raw, info)?;
@@ -759,7 +754,7 @@ pub fn pidfd_send_signal(fd: u64, sig: u64, info: u64, flags: u64) -> SysResult 
             return Err(Errno::EINVAL);
         }
         let code = word(8);
-        if !Arc::ptr_eq(&target, &me.process) && (code >= 0 || code == signal::SI_TKILL) {
+        if !Arc::ptr_eq(&target, &me.process) && (code >= 0 || code == SI_TKILL) {
             return Err(Errno::EPERM);
         }
         si.code = code;
@@ -783,12 +778,7 @@ fn check_signal(sig: u64) -> Result<u32, Errno> {
 pub fn kill(pid: u64, sig: u64) -> SysResult {
     let sig = check_signal(sig)?;
     let me = current();
-    let info = SigInfo::user(
-        sig,
-        SI_USER_CODE,
-        me.process.pid,
-        me.process.creds.lock().uid,
-    );
+    let info = SigInfo::user(sig, SI_USER, me.process.pid, me.process.creds.lock().uid);
     let pid = pid as i32;
     let targets: Vec<Arc<Process>> = match pid {
         p if p > 0 => vec_of(process::find_process(p as u32).filter(|p| p.zombie.lock().is_none())),
@@ -807,8 +797,6 @@ pub fn kill(pid: u64, sig: u64) -> SysResult {
     }
     Ok(0)
 }
-
-const SI_USER_CODE: i32 = signal::SI_USER;
 
 fn vec_of(p: Option<Arc<Process>>) -> Vec<Arc<Process>> {
     p.into_iter().collect()
@@ -843,12 +831,7 @@ fn send_to_tid(tgid: Option<u32>, tid: u64, sig: u64) -> SysResult {
         return Err(Errno::ESRCH);
     }
     let me = current();
-    let info = SigInfo::user(
-        sig,
-        signal::SI_TKILL,
-        me.process.pid,
-        me.process.creds.lock().uid,
-    );
+    let info = SigInfo::user(sig, SI_TKILL, me.process.pid, me.process.creds.lock().uid);
     signal::send_to_thread(&t, sig, Some(info));
     Ok(0)
 }

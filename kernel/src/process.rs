@@ -147,6 +147,9 @@ pub struct Thread {
     /// For the child of a CLONE_VFORK clone: what its parent waits on, completed when this
     /// thread gives the memory back by exec or by exiting (Linux's vfork_done).
     pub vfork_done: Mutex<Option<Arc<VforkDone>>>,
+    /// How restart_syscall goes on with a sleep that a signal without a handler (a stop and
+    /// continue) interrupted (Linux's restart_block); cleared when a handler runs.
+    pub restart: Mutex<Option<crate::syscall::RestartSleep>>,
 }
 
 /// A vfork parent's wait: done once the child has exec'd or exited.
@@ -360,6 +363,7 @@ impl Thread {
             cpu_ns: AtomicU64::new(0),
             running_since: AtomicU64::new(crate::time::monotonic_ns()),
             vfork_done: Mutex::new(None),
+            restart: Mutex::new(None),
         }
     }
 

@@ -386,6 +386,43 @@ static void test_stopped_read(void)
     close(pipe_fds[1]);
 }
 
+/* ---- A sleep across a stop: it goes on (restart_syscall), it does not end early ---- */
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void sleep_child(void)
+{
+    sh->ready = 1;
+    double t0 = mono_s();
+    struct timespec ts = {0, 400 * 1000000L}, rem = {0, 0};
+    int r = nanosleep(&ts, &rem);
+    sh->result = r == 0 ? (int)((mono_s() - t0) * 1000) : -errno;
+    sh->step = 1;
+    _exit(0);
+}
+
+static void test_stopped_sleep(void)
+{
+    pid_t pid = spinner(sleep_child);
+    sleep_ms(50); /* in nanosleep by now */
+    kill(pid, SIGSTOP);
+    int st = 0;
+    pid_t r = waitpid_retry(pid, &st, WUNTRACED);
+    check(r == pid && WIFSTOPPED(st), "the child in nanosleep stops", "r %d status %#x", r, st);
+    sleep_ms(50);
+    kill(pid, SIGCONT);
+    CHECK(wait_for(&sh->step, 1), "after SIGCONT the sleep ends");
+    check(sh->result >= 400, "nanosleep goes on after a stop and continue: it returns 0 "
+          "after the whole time", "result %d (ms slept, or -errno)", sh->result);
+    r = waitpid_retry(pid, &st, 0);
+    check(r == pid && WIFEXITED(st), "the child exits normally", "r %d status %#x", r, st);
+}
+
 /* ---- SIGKILL while stopped ---- */
 
 static void test_kill_stopped(void)
@@ -532,6 +569,7 @@ int main(void)
     test_cont_discards_stop();
     test_threads();
     test_stopped_read();
+    test_stopped_sleep();
     test_kill_stopped();
     test_waitid();
     test_cont_handler();

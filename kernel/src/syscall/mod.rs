@@ -14,6 +14,7 @@ mod process;
 mod strace;
 mod task;
 mod time;
+pub use time::RestartSleep;
 
 use crate::arch::entry::TrapFrame;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
@@ -114,6 +115,11 @@ pub fn restart_fixup(frame: &mut TrapFrame, handler: Option<&ktls_abi::signal::K
     let Some(e) = Errno::from_return(frame.rax) else {
         return;
     };
+    if handler.is_some() {
+        // A handler runs: a later restart_syscall has nothing to go on with (Linux resets
+        // the restart block at sigreturn).
+        *crate::process::current().restart.lock() = None;
+    }
     let restart = match (e, handler) {
         (Errno::ERESTARTNOINTR, _) => true,
         (Errno::ERESTARTSYS, Some(act)) => act.flags & ktls_abi::signal::SA_RESTART != 0,
@@ -122,7 +128,13 @@ pub fn restart_fixup(frame: &mut TrapFrame, handler: Option<&ktls_abi::signal::K
         _ => return,
     };
     if restart {
-        frame.rax = frame.error_code;
+        // The same call again, or for ERESTART_RESTARTBLOCK restart_syscall, which goes on
+        // from where the call stopped (the thread's `restart`).
+        frame.rax = if e == Errno::ERESTART_RESTARTBLOCK {
+            SYS_RESTART_SYSCALL as u64
+        } else {
+            frame.error_code
+        };
         frame.rip -= 2; // back over the 2-byte SYSCALL instruction
     } else {
         frame.rax = Errno::EINTR.to_return();
@@ -225,6 +237,7 @@ fn dispatch(nr: usize, frame: &mut TrapFrame) -> SysResult {
         SYS_DUP => fs::dup(frame.rdi),
         SYS_DUP2 => fs::dup2(frame.rdi, frame.rsi),
         SYS_NANOSLEEP => time::nanosleep(frame.rdi, frame.rsi),
+        SYS_RESTART_SYSCALL => time::restart_syscall(),
         SYS_GETPID => Ok(crate::process::current().process.pid as u64),
         SYS_EXIT => process::exit(frame.rdi),
         SYS_UNAME => process::uname(frame.rdi),

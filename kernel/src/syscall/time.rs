@@ -72,12 +72,24 @@ fn read_timespec(p: u64) -> Result<Timespec, Errno> {
 pub fn nanosleep(req: u64, rem: u64) -> SysResult {
     let ts = read_timespec(req)?;
     let deadline = clock::monotonic_ns().saturating_add(ts.to_nanos());
-    sleep(CLOCK_MONOTONIC, deadline, rem)
+    sleep(CLOCK_MONOTONIC, deadline, Some(rem))
 }
 
-/// Sleeps until `clk` reaches `deadline`; a signal ends the sleep with EINTR, writing the
-/// time left to `rem` (for relative sleeps) as Linux does.
-fn sleep(clk: u64, deadline: u64, rem: u64) -> SysResult {
+/// A relative sleep to go on with after an interruption: the clock and the absolute deadline
+/// the first call computed, and where the time left goes.
+#[derive(Clone, Copy, Debug)]
+pub struct RestartSleep {
+    clk: u64,
+    deadline: u64,
+    rem: u64,
+}
+
+/// Sleeps until `clk` reaches `deadline`. A signal ends the sleep, as Linux's nanosleep: a
+/// relative sleep writes the time left to `rem` and returns ERESTART_RESTARTBLOCK, which
+/// becomes EINTR when a handler runs and else restart_syscall, which sleeps on to the same
+/// deadline (a stop and continue do not shorten a sleep); an absolute sleep (`rem` None)
+/// returns ERESTARTNOHAND, restarted with the same arguments.
+fn sleep(clk: u64, deadline: u64, rem: Option<u64>) -> SysResult {
     let t = crate::process::current();
     loop {
         let now = now_ns(clk)?;
@@ -85,14 +97,28 @@ fn sleep(clk: u64, deadline: u64, rem: u64) -> SysResult {
             return Ok(0);
         }
         if crate::signal::pending(t) {
+            let Some(rem) = rem else {
+                return Err(Errno::ERESTARTNOHAND);
+            };
             if rem != 0 {
                 UserPtr::<Timespec>::new(rem).write(&Timespec::from_nanos(deadline - now))?;
             }
-            return Err(Errno::EINTR);
+            *t.restart.lock() = Some(RestartSleep { clk, deadline, rem });
+            return Err(Errno::ERESTART_RESTARTBLOCK);
         }
         // Sleep on the monotonic clock; a realtime deadline is re-checked after waking.
         let mono_deadline = clock::monotonic_ns().saturating_add(deadline - now);
         crate::sched::sleep_unless(Some(mono_deadline), || crate::signal::pending(t));
+    }
+}
+
+/// restart_syscall: goes on with the interrupted sleep; EINTR if there is none (Linux's
+/// do_no_restart_syscall).
+pub fn restart_syscall() -> SysResult {
+    let restart = crate::process::current().restart.lock().take();
+    match restart {
+        Some(r) => sleep(r.clk, r.deadline, Some(r.rem)),
+        None => Err(Errno::EINTR),
     }
 }
 
@@ -112,8 +138,8 @@ pub fn clock_nanosleep(clk: u64, flags: u64, req: u64, rem: u64) -> SysResult {
     let ts = read_timespec(req)?;
     let now = now_ns(clk)?;
     if flags & TIMER_ABSTIME != 0 {
-        sleep(clk, ts.to_nanos(), 0)
+        sleep(clk, ts.to_nanos(), None)
     } else {
-        sleep(clk, now.saturating_add(ts.to_nanos()), rem)
+        sleep(clk, now.saturating_add(ts.to_nanos()), Some(rem))
     }
 }

@@ -555,7 +555,7 @@ static void test_cont_blocked(void)
     CHECK(kill_and_reap(pid), "SIGKILL ends the child");
 }
 
-int main(void)
+static int run_tests(void)
 {
     sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (sh == MAP_FAILED) {
@@ -575,4 +575,44 @@ int main(void)
     test_cont_handler();
     test_cont_blocked();
     return finish();
+}
+
+static int wait_status(pid_t pid)
+{
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    return st;
+}
+
+/*
+ * Linux discards SIGTSTP, SIGTTIN and SIGTTOU whose action is the default at delivery to a
+ * process whose process group is orphaned (no member has a parent in another group of the
+ * session), which ours may be, depending on how the test was started. So the tests run in a
+ * group that is not: a new session, whose leader waits, and in it a group of their own. The
+ * leader also kills whatever the tests leave behind (a spinning child of a failed check), and
+ * an alarm turns a test that hangs into a failure.
+ */
+int main(void)
+{
+    setvbuf(stdout, NULL, _IONBF, 0);
+    pid_t leader = fork();
+    if (leader == 0) {
+        if (setsid() < 0)
+            _exit(90);
+        pid_t tests = fork();
+        if (tests == 0) {
+            if (setpgid(0, 0) != 0)
+                _exit(91);
+            alarm(120);
+            _exit(run_tests());
+        }
+        int st = wait_status(tests);
+        kill(-tests, SIGKILL);
+        if (WIFSIGNALED(st))
+            printf("FAIL the tests ended by signal %d\n", WTERMSIG(st));
+        _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 92);
+    }
+    int st = wait_status(leader);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 93;
 }

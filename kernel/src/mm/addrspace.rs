@@ -385,23 +385,45 @@ impl AddressSpace {
     /// or the splits do not fit. The vDSO and vvar pages are left as they are (Linux's
     /// special mappings ignore mlock too).
     pub fn set_locked(&mut self, start: u64, end: u64, locked: bool) -> Result<(), Errno> {
-        let mut a = start;
-        while a < end {
-            a = self.find_vma(a).ok_or(Errno::ENOMEM)?.end;
-        }
-        self.room_for(usize::from(self.splits(start)) + usize::from(self.splits(end)))?;
-        self.split_at(start);
-        self.split_at(end);
+        self.split_range(start, end)?;
         for v in self.vmas.range_mut(start..end).map(|(_, v)| v) {
             if !matches!(v.kind, VmaKind::Vdso | VmaKind::Vvar) {
                 v.locked = locked;
             }
         }
+        self.merge_range(start, end);
+        Ok(())
+    }
+
+    /// ENOMEM unless every page of [start, end) is mapped (as Linux's mprotect, mlock,
+    /// madvise and msync answer a range with a hole).
+    pub fn check_mapped(&self, start: u64, end: u64) -> Result<(), Errno> {
+        let mut a = start;
+        while a < end {
+            a = self.find_vma(a).ok_or(Errno::ENOMEM)?.end;
+        }
+        Ok(())
+    }
+
+    /// Before a change of the VMAs of [start, end) (page aligned): ENOMEM if a page of it is
+    /// not mapped or the splits do not fit under MAX_MAP_COUNT (Linux's split_vma says ENOMEM
+    /// too); else splits the VMAs at `start` and `end` and returns the starts of the VMAs in
+    /// between. `merge_range` joins what the change left alike.
+    fn split_range(&mut self, start: u64, end: u64) -> Result<alloc::vec::Vec<u64>, Errno> {
+        self.check_mapped(start, end)?;
+        self.room_for(usize::from(self.splits(start)) + usize::from(self.splits(end)))?;
+        self.split_at(start);
+        self.split_at(end);
+        Ok(self.vmas.range(start..end).map(|(k, _)| *k).collect())
+    }
+
+    /// Joins the VMAs in and at the edges of [start, end) that are alike (after
+    /// `split_range` and a change).
+    fn merge_range(&mut self, start: u64, end: u64) {
         let bounds: alloc::vec::Vec<u64> = self.vmas.range(start..=end).map(|(k, _)| *k).collect();
         for b in bounds.into_iter().rev() {
             self.merge_at(b);
         }
-        Ok(())
     }
 
     /// mlockall(MCL_CURRENT) / munlockall: locks or unlocks every mapping.
@@ -781,16 +803,7 @@ impl AddressSpace {
     /// Changes the protection of [start, end), splitting VMAs; ENOMEM if any page of the
     /// range is not mapped (as Linux).
     pub fn protect(&mut self, start: u64, end: u64, prot: u64) -> Result<(), Errno> {
-        let mut a = start;
-        while a < end {
-            let v = self.find_vma(a).ok_or(Errno::ENOMEM)?;
-            a = v.end;
-        }
-        // The splits must fit under MAX_MAP_COUNT (Linux's split_vma says ENOMEM too).
-        self.room_for(usize::from(self.splits(start)) + usize::from(self.splits(end)))?;
-        self.split_at(start);
-        self.split_at(end);
-        let keys: alloc::vec::Vec<u64> = self.vmas.range(start..end).map(|(k, _)| *k).collect();
+        let keys = self.split_range(start, end)?;
         let active = self.is_active();
         for k in keys {
             let v = self.vmas.get_mut(&k).expect("vma just listed");
@@ -813,10 +826,7 @@ impl AddressSpace {
             }
         }
         tlb::shootdown(self.pml4.0, start, end);
-        let bounds: alloc::vec::Vec<u64> = self.vmas.range(start..=end).map(|(k, _)| *k).collect();
-        for b in bounds.into_iter().rev() {
-            self.merge_at(b);
-        }
+        self.merge_range(start, end);
         Ok(())
     }
 

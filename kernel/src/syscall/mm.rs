@@ -275,7 +275,7 @@ pub fn madvise(addr: u64, len: u64, advice: u64) -> SysResult {
             let t = current();
             let mm = t.process.mm();
             let mut mm = mm.lock();
-            check_mapped(&mm, addr, end)?;
+            mm.check_mapped(addr, end)?;
             // Locked pages stay (Linux refuses to drop them).
             if mm.any_locked(addr, end) {
                 return Err(Errno::EINVAL);
@@ -286,7 +286,7 @@ pub fn madvise(addr: u64, len: u64, advice: u64) -> SysResult {
         // Hints about access patterns, THP, fork behaviour and dumps: accepted, as they do
         // not change what the program observes.
         MADV_NORMAL | MADV_RANDOM | MADV_SEQUENTIAL | MADV_WILLNEED | 10..=17 | 20..=23 => {
-            check_mapped(&current().process.mm().lock(), addr, end)?;
+            current().process.mm().lock().check_mapped(addr, end)?;
             Ok(0)
         }
         _ => Err(Errno::EINVAL),
@@ -479,16 +479,4 @@ pub fn mincore(addr: u64, len: u64, vec: u64) -> SysResult {
         left -= n;
     }
     Ok(0)
-}
-
-fn check_mapped(
-    mm: &crate::mm::addrspace::AddressSpace,
-    start: u64,
-    end: u64,
-) -> Result<(), Errno> {
-    let mut a = start;
-    while a < end {
-        a = mm.find_vma(a).ok_or(Errno::ENOMEM)?.end;
-    }
-    Ok(())
 }

@@ -286,12 +286,8 @@ fn notify_parent(child: &Process, why: i32, status: u32) {
     let act = parent.sigactions().lock()[SIGCHLD as usize - 1];
     if act.handler != SIG_IGN && act.flags & SA_NOCLDSTOP == 0 {
         let info = SigInfo {
-            signo: SIGCHLD,
-            code: why,
-            pid: child.pid,
             uid: child.creds.lock().uid,
-            status: status as i32,
-            ..Default::default()
+            ..SigInfo::sigchld(child.pid, why, status as i32)
         };
         crate::signal::send_to_process(&parent, SIGCHLD, Some(info));
     }

@@ -23,11 +23,15 @@ pub struct SigInfo {
 
 impl SigInfo {
     pub fn child(pid: u32, wstatus: u32) -> SigInfo {
-        let (code, status) = if wstatus & 0x7f == 0 {
-            (CLD_EXITED, ((wstatus >> 8) & 0xff) as i32)
+        if wstatus & 0x7f == 0 {
+            SigInfo::sigchld(pid, CLD_EXITED, ((wstatus >> 8) & 0xff) as i32)
         } else {
-            (CLD_KILLED, (wstatus & 0x7f) as i32)
-        };
+            SigInfo::sigchld(pid, CLD_KILLED, (wstatus & 0x7f) as i32)
+        }
+    }
+
+    /// SIGCHLD's siginfo: what happened to child `pid` (a CLD_* code) and its status.
+    pub fn sigchld(pid: u32, code: i32, status: i32) -> SigInfo {
         SigInfo {
             signo: SIGCHLD,
             code,

@@ -541,20 +541,8 @@ impl ChildEvent {
     fn siginfo(self, pid: u32) -> SigInfo {
         match self {
             ChildEvent::Exited(ws) => SigInfo::child(pid, ws),
-            ChildEvent::Stopped(sig) => SigInfo {
-                signo: SIGCHLD,
-                code: CLD_STOPPED,
-                pid,
-                status: sig as i32,
-                ..Default::default()
-            },
-            ChildEvent::Continued => SigInfo {
-                signo: SIGCHLD,
-                code: CLD_CONTINUED,
-                pid,
-                status: SIGCONT as i32,
-                ..Default::default()
-            },
+            ChildEvent::Stopped(sig) => SigInfo::sigchld(pid, CLD_STOPPED, sig as i32),
+            ChildEvent::Continued => SigInfo::sigchld(pid, CLD_CONTINUED, SIGCONT as i32),
         }
     }
 }

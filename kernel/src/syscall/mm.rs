@@ -18,11 +18,12 @@ pub fn brk(addr: u64) -> SysResult {
     } else {
         0
     };
+    let memlock = memlock_limit();
     let t = current();
     let mm = t.process.mm();
     let mut mm = mm.lock();
     // After mlockall(MCL_FUTURE) the new heap is locked: it must fit under RLIMIT_MEMLOCK.
-    if mm.future_lock != FutureLock::Off && !lock_fits(&mm, mm.brk_growth(addr)) {
+    if mm.future_lock != FutureLock::Off && !lock_fits(&mm, mm.brk_growth(addr), memlock) {
         return Ok(mm.brk(0));
     }
     Ok(mm.brk(addr))
@@ -74,6 +75,7 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, offset: u64) ->
     if flags & MAP_LOCKED != 0 {
         may_lock()?;
     }
+    let memlock = memlock_limit();
     let t = current();
     let mm = t.process.mm();
     let mut mm = mm.lock();
@@ -110,7 +112,7 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, offset: u64) ->
     };
     let mut vma = Vma::new(start, start + len, prot, kind);
     vma.locked = flags & MAP_LOCKED != 0 || mm.future_lock != FutureLock::Off;
-    if vma.locked && !lock_fits(&mm, len) {
+    if vma.locked && !lock_fits(&mm, len, memlock) {
         return Err(Errno::EAGAIN);
     }
     vma.shared = matches!(flags & MAP_TYPE, MAP_SHARED | MAP_SHARED_VALIDATE);
@@ -306,9 +308,11 @@ fn may_lock() -> Result<(), Errno> {
     }
 }
 
-/// Whether `more` bytes of locked memory fit under RLIMIT_MEMLOCK (mlock_future_ok).
-fn lock_fits(mm: &AddressSpace, more: u64) -> bool {
-    let (limit, exempt) = memlock_limit();
+/// Whether `more` bytes of locked memory fit under `memlock` (from `memlock_limit`, read
+/// before the address space is locked: prlimit, and clone while it copies the parent's
+/// limits and credentials into the new process, take those locks before the address
+/// space's).
+fn lock_fits(mm: &AddressSpace, more: u64, (limit, exempt): (u64, bool)) -> bool {
     exempt || mm.locked_bytes().saturating_add(more) <= limit
 }
 
@@ -339,11 +343,12 @@ pub fn mlock2(addr: u64, len: u64, flags: u64) -> SysResult {
     let Some((start, end)) = lock_range(addr, len)? else {
         return Ok(0);
     };
+    let memlock = memlock_limit();
     let t = current();
     let mm = t.process.mm();
     let mut mm = mm.lock();
     // Pages locked already do not count twice.
-    if !lock_fits(&mm, (end - start) - mm.locked_in(start, end)) {
+    if !lock_fits(&mm, (end - start) - mm.locked_in(start, end), memlock) {
         return Err(Errno::ENOMEM);
     }
     mm.set_locked(start, end, true)?;

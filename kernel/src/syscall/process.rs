@@ -74,11 +74,6 @@ pub fn prlimit64(pid: u64, resource: u64, new: u64, old: u64) -> SysResult {
     } else {
         None
     };
-    // Lock order: the address space before the limits (mmap and brk read RLIMIT_MEMLOCK
-    // with the address space locked).
-    let mm = t.process.mm();
-    let mut mm_guard =
-        (new_limit.is_some() && resource == ktls_abi::mm::RLIMIT_AS as u64).then(|| mm.lock());
     let mut limits = t.process.rlimits.lock();
     let prev = limits[resource as usize];
     if let Some(r) = new_limit {
@@ -93,11 +88,7 @@ pub fn prlimit64(pid: u64, resource: u64, new: u64, old: u64) -> SysResult {
         }
         limits[resource as usize] = r;
         match resource as u32 {
-            ktls_abi::mm::RLIMIT_AS => {
-                if let Some(mm) = mm_guard.as_mut() {
-                    mm.as_limit = r.rlim_cur;
-                }
-            }
+            ktls_abi::mm::RLIMIT_AS => t.process.mm().lock().as_limit = r.rlim_cur,
             ktls_abi::mm::RLIMIT_NOFILE => {
                 let n = r.rlim_cur.min(ktls_abi::fs::NR_OPEN as u64) as usize;
                 t.process.files().lock().set_limit(n)?
@@ -106,7 +97,6 @@ pub fn prlimit64(pid: u64, resource: u64, new: u64, old: u64) -> SysResult {
         }
     }
     drop(limits);
-    drop(mm_guard);
     if old != 0 {
         UserPtr::<Rlimit>::new(old).write(&prev)?;
     }
